@@ -1,0 +1,70 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Fer.Core.Models;
+
+/// <summary>One layer of a model as the Keras-style summary names it (conv2d_1, zero_padding2d_1, ...).</summary>
+public sealed record NamedLayer(string Name, string KerasType, nn.Module<Tensor, Tensor> Module);
+
+/// <summary>
+/// A classifier of [N, 1, S, S] images into class logits [N, C] whose layers run in a fixed order and are
+/// addressed by Keras-style names. Explanations and summaries work through <see cref="Layers"/>, so every
+/// model in Fer is a sequence of named layers (the seed CNN and DNN are; a VGG-style net is too).
+/// Subclasses hold their layers as fields, call RegisterComponents() and list them in <see cref="Layers"/>.
+/// </summary>
+public abstract class FerModel : nn.Module<Tensor, Tensor>
+{
+    protected FerModel(string name) : base(name) { }
+
+    /// <summary>The layers in forward order. Names are unique.</summary>
+    public abstract IReadOnlyList<NamedLayer> Layers { get; }
+
+    /// <summary>Input image side the model was built for (48 for FER2013).</summary>
+    public abstract int InputSide { get; }
+
+    public abstract int NumClasses { get; }
+
+    public override Tensor forward(Tensor input)
+    {
+        var x = input;
+        foreach (var layer in Layers)
+            x = layer.Module.call(x);
+        return x;
+    }
+
+    /// <summary>The index of a layer by name; an unknown name is an error listing the valid ones.</summary>
+    public int LayerIndex(string name)
+    {
+        var layers = Layers;
+        for (int i = 0; i < layers.Count; i++)
+            if (layers[i].Name == name) return i;
+        throw new ArgumentException(
+            $"model {GetName()} has no layer '{name}'; valid layers: {string.Join(", ", layers.Select(l => l.Name))}",
+            nameof(name));
+    }
+
+    /// <summary>Runs the layers up to and including <paramref name="layer"/> and returns that layer's output.</summary>
+    public Tensor ForwardTo(string layer, Tensor input)
+    {
+        int last = LayerIndex(layer);
+        var x = input;
+        for (int i = 0; i <= last; i++) x = Layers[i].Module.call(x);
+        return x;
+    }
+
+    /// <summary>Runs the whole model and also returns the output of <paramref name="layer"/> (for Grad-CAM).</summary>
+    public (Tensor Activation, Tensor Logits) ForwardCapturing(string layer, Tensor input)
+    {
+        int at = LayerIndex(layer);
+        var x = input;
+        Tensor? activation = null;
+        for (int i = 0; i < Layers.Count; i++)
+        {
+            x = Layers[i].Module.call(x);
+            if (i == at) activation = x;
+        }
+        return (activation!, x);
+    }
+
+    public long ParameterCount() => parameters().Sum(p => p.numel());
+}
