@@ -14,7 +14,28 @@ public sealed record NamedLayer(string Name, string KerasType, nn.Module<Tensor,
 /// </summary>
 public abstract class FerModel : nn.Module<Tensor, Tensor>
 {
-    protected FerModel(string name) : base(name) { }
+    protected FerModel(string name) : base(name)
+    {
+        // Input normalisation lives in the model (as buffers saved with the weights), so prediction and
+        // explanations take plain 0..1 images and gradients are with respect to those pixels.
+        register_buffer("input_mean", torch.zeros(1));
+        register_buffer("input_std", torch.ones(1));
+    }
+
+    /// <summary>Sets the (x - mean) / std applied to 0..1 images before the first layer.</summary>
+    public void SetInputNormalization(float mean, float std)
+    {
+        if (!(std > 0)) throw new ArgumentOutOfRangeException(nameof(std), "std must be positive");
+        using var _ = torch.no_grad();
+        get_buffer("input_mean")!.fill_(mean);
+        get_buffer("input_std")!.fill_(std);
+    }
+
+    public (float Mean, float Std) InputNormalization =>
+        (get_buffer("input_mean")!.item<float>(), get_buffer("input_std")!.item<float>());
+
+    private Tensor Normalize(Tensor input) =>
+        input.sub(get_buffer("input_mean")!).div(get_buffer("input_std")!);
 
     /// <summary>The layers in forward order. Names are unique.</summary>
     public abstract IReadOnlyList<NamedLayer> Layers { get; }
@@ -26,7 +47,7 @@ public abstract class FerModel : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor input)
     {
-        var x = input;
+        var x = Normalize(input);
         foreach (var layer in Layers)
             x = layer.Module.call(x);
         return x;
@@ -43,11 +64,11 @@ public abstract class FerModel : nn.Module<Tensor, Tensor>
             nameof(name));
     }
 
-    /// <summary>Runs the layers up to and including <paramref name="layer"/> and returns that layer's output.</summary>
+    /// <summary>Normalises the 0..1 input, runs the layers up to and including <paramref name="layer"/> and returns that layer's output.</summary>
     public Tensor ForwardTo(string layer, Tensor input)
     {
         int last = LayerIndex(layer);
-        var x = input;
+        var x = Normalize(input);
         for (int i = 0; i <= last; i++) x = Layers[i].Module.call(x);
         return x;
     }
@@ -56,7 +77,7 @@ public abstract class FerModel : nn.Module<Tensor, Tensor>
     public (Tensor Activation, Tensor Logits) ForwardCapturing(string layer, Tensor input)
     {
         int at = LayerIndex(layer);
-        var x = input;
+        var x = Normalize(input);
         Tensor? activation = null;
         for (int i = 0; i < Layers.Count; i++)
         {
