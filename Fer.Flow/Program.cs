@@ -1,13 +1,42 @@
-using FSharp.Compiler.Interactive;
-var cfg = Shell.FsiEvaluationSession.GetDefaultConfiguration();
-var sw = System.Diagnostics.Stopwatch.StartNew();
-var argv = new[] { "fsi.exe", "--noninteractive", "--nologo", "--gui-", "-r:" + typeof(Fer.Core.Data.FaceSet).Assembly.Location };
-using var inStream = new StringReader("");
-var session = Shell.FsiEvaluationSession.Create(cfg, argv, inStream, Console.Out, Console.Error, collectible: false, legacyReferenceResolver: null);
-var (res, diags) = session.EvalScriptNonThrowing(args[0]);
-foreach (var d in diags) Console.WriteLine(d.ToString());
-var v = session.EvalExpressionNonThrowing("T.flow");
-Console.WriteLine(v.Item1.IsChoice1Of2 ? "ok" : "fail");
-if (v.Item1 is Microsoft.FSharp.Core.FSharpChoice<Microsoft.FSharp.Core.FSharpOption<Shell.FsiValue>, Exception>.Choice1Of2 c)
-{ var o = c.Item.Value.ReflectionValue; Console.WriteLine(o!.GetType().AssemblyQualifiedName + " " + (o is Fer.Core.Data.FaceSet)); }
-Console.WriteLine(sw.ElapsedMilliseconds);
+using System.CommandLine;
+using Fer.Flow.Cli;
+using Fer.Flow.Pipeline;
+
+var artifactsOption = new Option<string>("--artifacts") { Description = "Artifacts folder (cache and runs)", DefaultValueFactory = _ => "artifacts" };
+var setOption = new Option<string[]>("--set") { Description = "Set a flow parameter or stage setting: name=value, stage.name=value, train.member.name=value", AllowMultipleArgumentsPerToken = false };
+var fromOption = new Option<string?>("--from") { Description = "Recompute this stage and every stage after it" };
+var onlyOption = new Option<string?>("--only") { Description = "Run this stage alone from cached inputs" };
+var deviceOption = new Option<string>("--device") { Description = "auto, cpu or cuda", DefaultValueFactory = _ => "auto" };
+var waitOption = new Option<double>("--wait") { Description = "Seconds to wait for another run holding the artifacts folder", DefaultValueFactory = _ => 0 };
+var flowArgument = new Argument<string>("flow") { Description = "Flow script, e.g. flows/quickstart.fsx" };
+
+var run = new Command("run", "Run a flow: reuse every valid cached stage, compute the rest");
+run.Arguments.Add(flowArgument);
+foreach (var o in new Option[] { artifactsOption, setOption, fromOption, onlyOption, deviceOption, waitOption }) run.Options.Add(o);
+run.SetAction(async (parse, ct) =>
+{
+    var from = parse.GetValue(fromOption);
+    var only = parse.GetValue(onlyOption);
+    if (from is not null && only is not null)
+    {
+        Console.Error.WriteLine("error: --from and --only cannot be combined");
+        return ExitCodes.BadInput;
+    }
+    var request = new FlowRequest(parse.GetValue(flowArgument)!, parse.GetValue(artifactsOption)!, parse.GetValue(setOption) ?? [],
+        from is not null ? RunMode.From : only is not null ? RunMode.Only : RunMode.Default, from ?? only,
+        parse.GetValue(deviceOption)!, parse.GetValue(waitOption));
+    return await FlowCommand.RunAsync(request, Console.Error, ct);
+});
+
+var stages = new Command("stages", "List a flow's stages with their fingerprints and cache status");
+stages.Arguments.Add(flowArgument);
+stages.Options.Add(artifactsOption);
+stages.Options.Add(setOption);
+stages.SetAction(parse => FlowCommand.ListStages(
+    new FlowRequest(parse.GetValue(flowArgument)!, parse.GetValue(artifactsOption)!, parse.GetValue(setOption) ?? []), Console.Out, Console.Error));
+
+var root = new RootCommand("fer: facial-expression recognition experiments as cached data-flow pipelines");
+root.Subcommands.Add(run);
+root.Subcommands.Add(stages);
+root.Subcommands.Add(SynthCommand.Create());
+return await root.Parse(args).InvokeAsync();

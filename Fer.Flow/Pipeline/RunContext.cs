@@ -1,0 +1,21 @@
+using Fer.Flow.Cache;
+using Serilog;
+using TorchSharp;
+
+namespace Fer.Flow.Pipeline;
+
+/// <summary>One run of a flow: its id and folder, the artifacts cache, the device and the run log.</summary>
+public sealed class RunContext
+{
+    public required string RunId { get; init; }
+    public required string RunDir { get; init; }
+    public required string ArtifactsDir { get; init; }
+    public required FlowDefinition Flow { get; init; }
+    public required StageCache Cache { get; init; }
+    public required InputFileHasher InputHasher { get; init; }
+    public required torch.Device Device { get; init; }
+    public required ILogger Log { get; init; }
+    public CancellationToken CancellationToken { get; init; }
+    /// <summary>True when progress can be drawn live (stdout is a terminal).</summary>
+    public bool Interactive { get; init; }
+}
