@@ -39,4 +39,6 @@ var root = new RootCommand("fer: facial-expression recognition experiments as ca
 root.Subcommands.Add(run);
 root.Subcommands.Add(stages);
 root.Subcommands.Add(SynthCommand.Create());
+root.Subcommands.Add(AuditCommands.Runs(artifactsOption));
+root.Subcommands.Add(AuditCommands.Logs(artifactsOption));
 return await root.Parse(args).InvokeAsync();

@@ -65,6 +65,7 @@ public static class FlowPlanner
             var upstream = new SortedDictionary<string, string>(StringComparer.Ordinal);
             foreach (var u in stage.Upstream)
             {
+                if (stage.UpstreamOptional && !planned.Any(p => p.Name == u)) continue;
                 var up = planned.FirstOrDefault(p => p.Name == u)
                     ?? throw new FlowDefinitionException(
                         $"flow {flow.Name}: stage '{spec.Name}' needs stage '{u}' before it");

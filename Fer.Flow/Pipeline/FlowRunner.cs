@@ -28,8 +28,7 @@ public sealed record StageReport(string Stage, string Fingerprint, string Status
 /// </summary>
 public sealed class FlowRunner(RunContext run)
 {
-    private readonly List<StageReport> _reports = [];
-    public IReadOnlyList<StageReport> Reports => _reports;
+    public IReadOnlyList<StageReport> Reports => run.Completed;
 
     public async Task<IReadOnlyDictionary<string, StageOutput>> RunAsync(
         IReadOnlyList<PlannedStage> plan, RunMode mode = RunMode.Default, string? target = null)
@@ -104,12 +103,12 @@ public sealed class FlowRunner(RunContext run)
     private static HashSet<string> UpstreamClosure(IReadOnlyList<PlannedStage> plan, PlannedStage target)
     {
         var result = new HashSet<string>(StringComparer.Ordinal);
-        var stack = new Stack<string>(target.Stage.Upstream);
+        var stack = new Stack<string>(target.UpstreamFingerprints.Keys);
         while (stack.Count > 0)
         {
             var name = stack.Pop();
             if (!result.Add(name)) continue;
-            foreach (var u in plan.First(p => p.Name == name).Stage.Upstream) stack.Push(u);
+            foreach (var u in plan.First(p => p.Name == name).UpstreamFingerprints.Keys) stack.Push(u);
         }
         return result;
     }
@@ -122,6 +121,16 @@ public sealed class FlowRunner(RunContext run)
         try
         {
             StageOutput output;
+            if (planned.Stage.Volatile)
+            {
+                output = await ComputeVolatileAsync(planned, upstream, log);
+                Publish(output);
+                TryDeleteDir(output.Dir);
+                log.Information("Stage {Stage} finished in {Seconds:0.00} s: cache {CacheStatus}, fingerprint {Fingerprint}, rows {@Rows}",
+                    planned.Name, clock.Elapsed.TotalSeconds, "volatile", Hashing.Short(planned.Fingerprint), output.Manifest.Rows);
+                lock (run.Completed) run.Completed.Add(new StageReport(planned.Name, planned.Fingerprint, "volatile", clock.Elapsed.TotalSeconds, output.Manifest.Rows));
+                return new Outputs(upstream) { [planned.Name] = output };
+            }
             var lookup = run.Cache.Lookup(planned.Name, planned.Fingerprint);
             if (lookup.Status == CacheStatus.Corrupt)
             {
@@ -141,7 +150,7 @@ public sealed class FlowRunner(RunContext run)
             var status = output.CacheHit ? "hit" : "miss";
             log.Information("Stage {Stage} finished in {Seconds:0.00} s: cache {CacheStatus}, fingerprint {Fingerprint}, rows {@Rows}",
                 planned.Name, clock.Elapsed.TotalSeconds, status, Hashing.Short(planned.Fingerprint), output.Manifest.Rows);
-            lock (_reports) _reports.Add(new StageReport(planned.Name, planned.Fingerprint, status, clock.Elapsed.TotalSeconds, output.Manifest.Rows));
+            lock (run.Completed) run.Completed.Add(new StageReport(planned.Name, planned.Fingerprint, status, clock.Elapsed.TotalSeconds, output.Manifest.Rows));
             return new Outputs(upstream) { [planned.Name] = output };
         }
         catch (OperationCanceledException) when (run.CancellationToken.IsCancellationRequested)
@@ -169,7 +178,7 @@ public sealed class FlowRunner(RunContext run)
             Fingerprint = planned.Fingerprint,
             Settings = planned.Settings,
             Members = planned.Members,
-            Upstream = planned.Stage.Upstream.ToDictionary(u => u, u => upstream[u]),
+            Upstream = planned.UpstreamFingerprints.Keys.ToDictionary(u => u, u => upstream[u]),
             OutputDir = pending.Dir,
             Log = log,
         };
@@ -203,6 +212,40 @@ public sealed class FlowRunner(RunContext run)
             run.Cache.Abandon(pending);
             throw;
         }
+    }
+
+    /// <summary>A stage that describes the run itself: computed in a scratch folder of the run, published, never cached.</summary>
+    private async Task<StageOutput> ComputeVolatileAsync(PlannedStage planned, Outputs upstream, ILogger log)
+    {
+        var scratch = Path.Combine(run.RunDir, $".{planned.Name}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(scratch);
+        try
+        {
+            var context = new StageContext
+            {
+                Run = run, Stage = planned.Name, Fingerprint = planned.Fingerprint, Settings = planned.Settings, Members = planned.Members,
+                Upstream = planned.UpstreamFingerprints.Keys.ToDictionary(u => u, u => upstream[u]), OutputDir = scratch, Log = log,
+            };
+            await planned.Stage.RunAsync(context);
+            var manifest = new StageManifest
+            {
+                Stage = planned.Name, Fingerprint = planned.Fingerprint, CodeVersion = planned.Stage.CodeVersion,
+                Parameters = planned.Settings.Canonical(), Upstream = planned.UpstreamFingerprints, Rows = context.Rows,
+                CreatedUtc = DateTime.UtcNow, RunId = run.RunId,
+            };
+            var output = new StageOutput(planned.Name, planned.Fingerprint, scratch, manifest, CacheHit: false);
+            return output;
+        }
+        catch
+        {
+            TryDeleteDir(scratch);
+            throw;
+        }
+    }
+
+    private static void TryDeleteDir(string dir)
+    {
+        try { if (Directory.Exists(dir)) Directory.Delete(dir, true); } catch (IOException) { }
     }
 
     private void Publish(StageOutput output)

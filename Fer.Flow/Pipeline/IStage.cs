@@ -19,6 +19,12 @@ public interface IStage
 
     IReadOnlyList<StageParameter> Parameters { get; }
 
+    /// <summary>Upstream stages absent from the flow are left out instead of being an error (the report).</summary>
+    bool UpstreamOptional => false;
+
+    /// <summary>Recomputed on every run and never cached, because it describes the run itself (the report).</summary>
+    bool Volatile => false;
+
     /// <summary>Settings each ensemble member accepts (train only; empty elsewhere).</summary>
     IReadOnlyList<StageParameter> MemberParameters => [];
 

@@ -18,4 +18,6 @@ public sealed class RunContext
     public CancellationToken CancellationToken { get; init; }
     /// <summary>True when progress can be drawn live (stdout is a terminal).</summary>
     public bool Interactive { get; init; }
+    /// <summary>The stages finished so far in this run, in order (the report lists them).</summary>
+    public List<StageReport> Completed { get; } = [];
 }

@@ -148,6 +148,7 @@ public sealed class TrainStage : IStage
         memberDir = Path.GetDirectoryName(memberDir)!;
         foreach (var file in new[] { "model.pt", "history.parquet", "result.json", "summary.txt" })
             File.Copy(Path.Combine(entry, file), Path.Combine(memberDir, file), overwrite: true);
+        File.Copy(Path.Combine(entry, "summary.txt"), ctx.OutputPath($"publish/models/{spec.Name}.summary.txt"), overwrite: true);
         var result = JsonSerializer.Deserialize<MemberResult>(File.ReadAllText(Path.Combine(entry, "result.json")), JsonOptions)!;
         return result with { Name = spec.Name, CacheHit = hit };
     }

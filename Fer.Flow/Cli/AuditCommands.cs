@@ -1,0 +1,145 @@
+using System.CommandLine;
+using System.Globalization;
+using Fer.Flow.Audit;
+using Fer.Flow.Cache;
+using Fer.Flow.Logging;
+using Fer.Flow.Pipeline;
+using Serilog.Events;
+
+namespace Fer.Flow.Cli;
+
+/// <summary>`fer runs` and `fer logs`: audit what ran, with which data and parameters, and what failed where.</summary>
+public static class AuditCommands
+{
+    public static Command Runs(Option<string> artifactsOption)
+    {
+        var producedOption = new Option<string?>("--produced") { Description = "Show the run whose predictions.csv is this file (by content)" };
+        var command = new Command("runs", "List runs: id, flow, start, duration, status, ensemble validation accuracy");
+        command.Options.Add(artifactsOption);
+        command.Options.Add(producedOption);
+        command.SetAction(parse => ListRuns(parse.GetValue(artifactsOption)!, parse.GetValue(producedOption), Console.Out, Console.Error));
+        return command;
+    }
+
+    public static Command Logs(Option<string> artifactsOption)
+    {
+        var runArgument = new Argument<string?>("run") { Description = "Run id (or a unique prefix), or latest", DefaultValueFactory = _ => "latest" };
+        var stageOption = new Option<string?>("--stage") { Description = "Only events of this stage" };
+        var levelOption = new Option<string?>("--level") { Description = "Minimum level: debug, information, warning, error" };
+        var grepOption = new Option<string?>("--grep") { Description = "Only events whose message or properties contain this text" };
+        var jsonOption = new Option<bool>("--json") { Description = "Print the raw compact JSON lines" };
+        var summaryOption = new Option<bool>("--summary") { Description = "Per stage duration, cache status and rows; per model epochs and best validation accuracy" };
+        var command = new Command("logs", "Show a run's log events, filtered");
+        command.Arguments.Add(runArgument);
+        foreach (var o in new Option[] { artifactsOption, stageOption, levelOption, grepOption, jsonOption, summaryOption }) command.Options.Add(o);
+        command.SetAction(parse => ShowLogs(new LogQuery(parse.GetValue(artifactsOption)!, parse.GetValue(runArgument), parse.GetValue(stageOption),
+            parse.GetValue(levelOption), parse.GetValue(grepOption), parse.GetValue(jsonOption), parse.GetValue(summaryOption)), Console.Out, Console.Error));
+        return command;
+    }
+
+    public static int ListRuns(string artifacts, string? produced, TextWriter stdout, TextWriter stderr)
+    {
+        var runs = RunCatalog.List(artifacts);
+        if (produced is not null)
+        {
+            if (!File.Exists(produced)) { stderr.WriteLine($"error: {produced}: file not found"); return ExitCodes.BadInput; }
+            var sha = Hashing.FileSha256Hex(produced);
+            var match = runs.LastOrDefault(r => File.Exists(Path.Combine(r.Dir, "predictions.csv")) && Hashing.FileSha256Hex(Path.Combine(r.Dir, "predictions.csv")) == sha);
+            if (match is null) { stderr.WriteLine($"error: no run in {artifacts} produced {produced}"); return ExitCodes.Failed; }
+            Describe(match, stdout);
+            return ExitCodes.Ok;
+        }
+        stdout.WriteLine($"{"run",-24} {"flow",-12} {"started (UTC)",-19} {"duration",9} {"status",-11} {"valid acc",9}");
+        foreach (var r in runs)
+            stdout.WriteLine($"{r.RunId,-24} {r.Flow,-12} {r.StartedUtc?.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) ?? "?",-19} " +
+                             $"{(r.Duration is { } d ? $"{d.TotalSeconds:0.0}s" : "-"),9} {r.Status,-11} {(r.EnsembleValidAccuracy is { } a ? a.ToString("0.0000", CultureInfo.InvariantCulture) : "-"),9}");
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>Everything needed to say which data and parameters made a run's outputs.</summary>
+    public static void Describe(RunSummary r, TextWriter stdout)
+    {
+        stdout.WriteLine($"run       {r.RunId} ({r.Status})");
+        stdout.WriteLine($"folder    {r.Dir}");
+        if (r.Record is { } rec)
+        {
+            stdout.WriteLine($"command   {rec.Command}");
+            stdout.WriteLine($"script    {rec.Script}");
+            stdout.WriteLine($"started   {rec.StartedUtc:O}; device {rec.Device}; versions {string.Join(", ", rec.Versions.Select(kv => $"{kv.Key} {kv.Value}"))}");
+            stdout.WriteLine($"params    {string.Join(", ", rec.Parameters.Select(kv => $"{kv.Key}={kv.Value}"))}");
+            if (rec.Sets.Count > 0) stdout.WriteLine($"sets      {string.Join(", ", rec.Sets.Select(kv => $"{kv.Key}={kv.Value}"))}");
+            if (rec.Error is not null) stdout.WriteLine($"error     {rec.FailedStage}: {rec.Error}");
+        }
+        var metrics = Path.Combine(r.Dir, "metrics.json");
+        if (File.Exists(metrics) && System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(metrics))?["data"] is { } data)
+            stdout.WriteLine($"data      {data["source"]} {data["sha256"]?.ToJsonString()}");
+    }
+
+    public sealed record LogQuery(string Artifacts, string? Run, string? Stage, string? Level, string? Grep, bool Json, bool Summary);
+
+    public static int ShowLogs(LogQuery q, TextWriter stdout, TextWriter stderr)
+    {
+        RunSummary run;
+        LogEventLevel minLevel;
+        try
+        {
+            run = RunCatalog.Resolve(q.Artifacts, q.Run);
+            minLevel = q.Level is null ? LogEventLevel.Verbose : ClefEvent.ParseLevel(q.Level);
+        }
+        catch (Exception e) when (e is FlowDefinitionException or ArgumentException)
+        {
+            stderr.WriteLine($"error: {e.Message}");
+            return ExitCodes.BadInput;
+        }
+        var path = Path.Combine(run.Dir, RunLog.FileName);
+        if (!File.Exists(path)) { stderr.WriteLine($"error: {path}: no log"); return ExitCodes.Failed; }
+        var log = ClefLog.Read(path);
+        if (q.Summary) { Summarize(run, log, stdout); return ExitCodes.Ok; }
+
+        foreach (var e in Filter(log.Events, q.Stage, minLevel, q.Grep))
+        {
+            if (q.Json) { stdout.WriteLine(e.Json); continue; }
+            var stage = e.Property("Stage");
+            stdout.WriteLine($"{e.Timestamp.UtcDateTime:HH:mm:ss.fff} {Abbrev(e.Level)} {(stage is null ? "" : $"[{stage}] ")}{e.Render()}");
+            if (e.Exception is not null) stdout.WriteLine(e.Exception);
+        }
+        if (log.Truncated) stderr.WriteLine($"note: the log of {run.RunId} ends in a partial line: the run was interrupted");
+        return ExitCodes.Ok;
+    }
+
+    public static IEnumerable<ClefEvent> Filter(IEnumerable<ClefEvent> events, string? stage, LogEventLevel minLevel, string? grep) =>
+        events.Where(e => e.Level >= minLevel
+                          && (stage is null || e.Property("Stage") == stage)
+                          && (grep is null || e.Json.Contains(grep, StringComparison.OrdinalIgnoreCase) || e.Render().Contains(grep, StringComparison.OrdinalIgnoreCase)));
+
+    private static void Summarize(RunSummary run, ClefLog log, TextWriter stdout)
+    {
+        stdout.WriteLine($"run {run.RunId}: flow {run.Flow}, {run.Status}{(log.Truncated ? " (log cut off)" : "")}");
+        stdout.WriteLine($"{"stage",-10} {"seconds",8} {"cache",-6} rows");
+        foreach (var e in log.Events.Where(e => e.Property("CacheStatus") is not null))
+            stdout.WriteLine($"{e.Property("Stage"),-10} {e.Number("Seconds") ?? 0,8:0.00} {e.Property("CacheStatus"),-6} {e.Property("Rows")}");
+        var failed = log.Events.Where(e => e.Level >= LogEventLevel.Error).ToList();
+        foreach (var e in failed) stdout.WriteLine($"error in {e.Property("Stage") ?? "run"}: {e.Render()}");
+
+        var epochs = log.Events.Where(e => e.Number("Epoch") is not null && e.Number("ValidAccuracy") is not null).GroupBy(e => e.Property("Model")).ToList();
+        if (epochs.Count == 0 && !log.Events.Any(e => e.Property("BestEpoch") is not null)) return;
+        stdout.WriteLine($"{"model",-10} {"epochs",6} {"best",5} {"best valid acc",14}");
+        var models = epochs.Select(g => g.Key).Concat(log.Events.Where(e => e.Property("BestEpoch") is not null).Select(e => e.Property("Model"))).Distinct();
+        foreach (var model in models)
+        {
+            var finished = log.Events.LastOrDefault(e => e.Property("Model") == model && e.Property("BestEpoch") is not null);
+            var seen = epochs.FirstOrDefault(g => g.Key == model)?.ToList() ?? [];
+            var best = seen.OrderByDescending(e => e.Number("ValidAccuracy")).FirstOrDefault();
+            var n = finished?.Number("EpochsRun") ?? seen.Count;
+            var bestEpoch = finished?.Number("BestEpoch") ?? best?.Number("Epoch");
+            var bestAcc = finished?.Number("BestValidAccuracy") ?? best?.Number("ValidAccuracy");
+            stdout.WriteLine($"{model,-10} {n,6} {bestEpoch,5} {bestAcc,14:0.0000}");
+        }
+    }
+
+    private static string Abbrev(LogEventLevel l) => l switch
+    {
+        LogEventLevel.Verbose => "VRB", LogEventLevel.Debug => "DBG", LogEventLevel.Information => "INF",
+        LogEventLevel.Warning => "WRN", LogEventLevel.Error => "ERR", _ => "FTL",
+    };
+}

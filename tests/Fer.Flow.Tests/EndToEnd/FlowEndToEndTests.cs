@@ -1,0 +1,66 @@
+namespace Fer.Flow.Tests.EndToEnd;
+
+/// <summary>Whole flows through the CLI code on tiny synthetic data: outputs, cache reuse, resuming, errors.</summary>
+public class FlowEndToEndTests
+{
+    [Fact]
+    public async Task AFullRunWritesEveryOutputAndASecondRunHitsEveryStage()
+    {
+        using var flow = new TinyFlow();
+        var (code, errors) = await flow.RunAsync();
+        Assert.True(code == 0, errors);
+        var run = flow.LatestRunDir();
+        foreach (var file in new[] { "log.clef", "run.json", "metrics.json", "predictions.csv", "report.html",
+                     "figures/train_cnn.png", "figures/train_dnn.png", "figures/train_validation_comparison.png",
+                     "figures/confusion_ensemble_valid.png", "figures/visualize_cnn_saliency.png" })
+            Assert.True(File.Exists(Path.Combine(run, file)), $"missing {file}");
+        Assert.All(flow.CacheStatuses().Values, s => Assert.Equal("miss", s));
+        var lines = File.ReadAllLines(Path.Combine(run, "predictions.csv"));
+        Assert.Equal("id,label", lines[0]);
+        Assert.Equal(63, lines.Length - 1); // 15% of 420 synthetic faces are the test set
+
+        (code, errors) = await flow.RunAsync();
+        Assert.True(code == 0, errors);
+        var second = flow.CacheStatuses();
+        Assert.Equal(7, second.Count);
+        Assert.All(second.Values, s => Assert.Equal("hit", s));
+        Assert.DoesNotContain(flow.LatestEvents(), e => e.TryGetProperty("Epoch", out _));
+    }
+
+    [Fact]
+    public async Task ChangingTheValidFractionRecomputesSplitButNotIngestAndOnlyVisualizeTrainsNothing()
+    {
+        using var flow = new TinyFlow();
+        Assert.Equal(0, (await flow.RunAsync()).Code);
+        var (code, errors) = await flow.RunAsync("--set", "split.valid_fraction=0.3");
+        Assert.True(code == 0, errors);
+        var statuses = flow.CacheStatuses();
+        Assert.Equal("hit", statuses["ingest"]);
+        Assert.Equal("hit", statuses["augment"]);
+        Assert.Equal("miss", statuses["split"]);
+        Assert.Equal("miss", statuses["train"]);
+
+        (code, errors) = await flow.RunAsync("--set", "split.valid_fraction=0.3", "--only", "visualize");
+        Assert.True(code == 0, errors);
+        statuses = flow.CacheStatuses();
+        Assert.Equal("miss", statuses["visualize"]);
+        Assert.Equal("hit", statuses["train"]);
+        Assert.False(statuses.ContainsKey("predict"));
+        Assert.DoesNotContain(flow.LatestEvents(), e => e.TryGetProperty("Epoch", out _));
+    }
+
+    [Fact]
+    public async Task ABadCsvStopsTheRunWithFileLineAndProblemAndCachesNothing()
+    {
+        using var flow0 = new TempDir();
+        var csv = flow0["bad.csv"];
+        var good = string.Join(' ', Enumerable.Repeat("7", 16));
+        File.WriteAllText(csv, $"label,feature\n1,{good}\n2,{good} 300\n");
+        using var flow = new TinyFlow(trainFile: csv);
+        var (code, errors) = await flow.RunAsync();
+        Assert.Equal(2, code);
+        Assert.Contains("bad.csv:3", errors);
+        var ingestCache = Path.Combine(flow.Artifacts, "cache", "ingest");
+        Assert.True(!Directory.Exists(ingestCache) || !Directory.EnumerateDirectories(ingestCache).Any(d => !Path.GetFileName(d).StartsWith('.')));
+    }
+}

@@ -1,0 +1,69 @@
+using System.Text.Json;
+using Fer.Flow.Cli;
+
+namespace Fer.Flow.Tests.EndToEnd;
+
+/// <summary>A whole flow on a few hundred synthetic faces with tiny settings, run in-process through the CLI code.</summary>
+public sealed class TinyFlow : IDisposable
+{
+    public TempDir Dir { get; } = new();
+    public string Script { get; }
+    public string Artifacts => Dir["artifacts"];
+
+    public TinyFlow(string? trainFile = null, string? extraStages = null)
+    {
+        Script = Dir["tiny.fsx"];
+        File.WriteAllText(Script, $$"""
+            #load @"{{Repo.Flow("Fer.fsx")}}"
+            open Fer
+            let count = param "count" 420
+            let seed = param "seed" 3
+            let trainFile = param "train" @"{{trainFile ?? ""}}"
+            flow "tiny" [
+                ingest [ "train" => trainFile; "count" => count; "seed" => seed; "test_fraction" => 0.15 ]
+                augment [ "flip" => true ]
+                split [ "valid_fraction" => 0.2; "seed" => seed ]
+                train [ model "cnn" "seed-cnn" [ "epochs" => 2; "batch_size" => 64; "seed" => seed ]
+                        model "dnn" "seed-dnn" [ "epochs" => 2; "batch_size" => 64; "seed" => seed ] ] []
+                predict [ "flip_tta" => true ]
+                visualize [ "members" => "cnn"; "ascent_steps" => 8; "max_filters" => 8; "smoothgrad_samples" => 4 ]
+                {{extraStages ?? "report []"}}
+            ]
+            """);
+    }
+
+    public async Task<(int Code, string Errors)> RunAsync(params string[] args)
+    {
+        var sets = new List<string>();
+        var mode = Fer.Flow.Pipeline.RunMode.Default;
+        string? target = null;
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--set": sets.Add(args[++i]); break;
+                case "--from": mode = Fer.Flow.Pipeline.RunMode.From; target = args[++i]; break;
+                case "--only": mode = Fer.Flow.Pipeline.RunMode.Only; target = args[++i]; break;
+                default: throw new ArgumentException(args[i]);
+            }
+        }
+        var errors = new StringWriter();
+        var code = await FlowCommand.RunAsync(new FlowRequest(Script, Artifacts, sets, mode, target, "cpu", Console: false), errors);
+        return (code, errors.ToString());
+    }
+
+    public string LatestRunDir() =>
+        Directory.EnumerateDirectories(Path.Combine(Artifacts, "runs")).OrderBy(d => Directory.GetCreationTimeUtc(d)).ThenBy(d => d).Last();
+
+    /// <summary>The CLEF events of the latest run, as JSON objects.</summary>
+    public List<JsonElement> LatestEvents() =>
+        File.ReadAllLines(Path.Combine(LatestRunDir(), "log.clef")).Where(l => l.Length > 0)
+            .Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+
+    /// <summary>Stage name -> "hit"/"miss" from the latest run's log.</summary>
+    public Dictionary<string, string> CacheStatuses() => LatestEvents()
+        .Where(e => e.TryGetProperty("CacheStatus", out _))
+        .ToDictionary(e => e.GetProperty("Stage").GetString()!, e => e.GetProperty("CacheStatus").GetString()!);
+
+    public void Dispose() => Dir.Dispose();
+}
