@@ -1,0 +1,81 @@
+using Fer.Core.Training;
+using ScottPlot;
+
+namespace Fer.Core.Plots;
+
+/// <summary>Training-curve figures: accuracy and loss per epoch, and validation curves of several models.</summary>
+public static class TrainingCurves
+{
+    /// <summary>
+    /// Two panels side by side: accuracy (train, valid) and loss (train, valid) against the epoch, like the seed
+    /// report's figure; a dashed line marks <paramref name="bestEpoch"/> when given.
+    /// </summary>
+    public static void SaveAccuracyAndLoss(string pngPath, string modelName, IReadOnlyList<EpochRecord> history, int? bestEpoch = null)
+    {
+        ArgumentNullException.ThrowIfNull(history);
+        if (history.Count == 0) throw new ArgumentException("history is empty", nameof(history));
+        var epochs = history.Select(h => (double)h.Epoch).ToArray();
+
+        // A new Multiplot already holds one plot: use it as the left panel and add the right one.
+        var figure = new Multiplot();
+        var accuracy = figure.GetPlot(0);
+        var loss = figure.AddPlot();
+        figure.Layout = new ScottPlot.MultiplotLayouts.Columns();
+
+        AddSeries(accuracy, epochs, history.Select(h => h.Accuracy), "train", PlotStyle.Palette[0]);
+        AddSeries(accuracy, epochs, history.Select(h => h.ValidAccuracy), "valid", PlotStyle.Palette[1]);
+        Decorate(accuracy, $"{modelName}: accuracy", "accuracy", bestEpoch, Alignment.LowerRight);
+
+        AddSeries(loss, epochs, history.Select(h => h.Loss), "train", PlotStyle.Palette[0]);
+        AddSeries(loss, epochs, history.Select(h => h.ValidLoss), "valid", PlotStyle.Palette[1]);
+        Decorate(loss, $"{modelName}: loss", "cross-entropy loss", bestEpoch, Alignment.UpperRight);
+
+        PlotStyle.SaveAtomically(pngPath, tmp => figure.SavePng(tmp, 2 * PlotStyle.PanelWidth, PlotStyle.PanelHeight));
+    }
+
+    /// <summary>Validation accuracy against the epoch for each named model (e.g. CNN vs DNN).</summary>
+    public static void SaveValidationComparison(string pngPath, IReadOnlyDictionary<string, IReadOnlyList<EpochRecord>> histories, string title)
+    {
+        ArgumentNullException.ThrowIfNull(histories);
+        if (histories.Count == 0) throw new ArgumentException("no histories", nameof(histories));
+        var plot = new Plot();
+        int i = 0;
+        foreach (var (name, history) in histories)
+        {
+            var epochs = history.Select(h => (double)h.Epoch).ToArray();
+            AddSeries(plot, epochs, history.Select(h => h.ValidAccuracy), name, PlotStyle.Palette[i++ % PlotStyle.Palette.Length]);
+        }
+        Decorate(plot, title, "validation accuracy", bestEpoch: null, Alignment.LowerRight);
+        PlotStyle.SaveAtomically(pngPath, tmp => plot.SavePng(tmp, PlotStyle.PanelWidth, PlotStyle.PanelHeight));
+    }
+
+    /// <summary>Adds a line with markers, skipping non-finite points (no validation set gives NaN); nothing if none is finite.</summary>
+    private static void AddSeries(Plot plot, double[] epochs, IEnumerable<double> values, string label, Color color)
+    {
+        var ys = values.ToArray();
+        var keep = Enumerable.Range(0, ys.Length).Where(k => double.IsFinite(ys[k])).ToArray();
+        if (keep.Length == 0) return;
+        var scatter = plot.Add.Scatter(keep.Select(k => epochs[k]).ToArray(), keep.Select(k => ys[k]).ToArray());
+        scatter.LegendText = label;
+        scatter.Color = color;
+        scatter.LineWidth = 2;
+        scatter.MarkerSize = keep.Length > 60 ? 0 : 5;
+    }
+
+    private static void Decorate(Plot plot, string title, string yLabel, int? bestEpoch, Alignment legendCorner)
+    {
+        if (bestEpoch is { } best)
+        {
+            var line = plot.Add.VerticalLine(best);
+            line.LinePattern = LinePattern.Dashed;
+            line.Color = Colors.Gray;
+            line.LineWidth = 1.5f;
+            line.LegendText = $"best epoch {best}";
+        }
+        plot.Title(title);
+        plot.XLabel("epoch");
+        plot.YLabel(yLabel);
+        PlotStyle.IntegerBottomTicks(plot);
+        plot.ShowLegend(legendCorner);
+    }
+}

@@ -1,0 +1,382 @@
+using System.Diagnostics;
+using System.Globalization;
+using Fer.Core.Data;
+using Fer.Core.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Fer.Core.Training;
+
+/// <summary>
+/// Trains a <see cref="FerModel"/> with Adam on cross-entropy, validating after every epoch, with optional early
+/// stopping, learning-rate reduction on plateau, online augmentation, class-weighted loss and per-epoch checkpoints
+/// that a later Fit resumes from. Numbers depend only on (model's initial weights, data, options): batch order,
+/// augmentation and the dropout generator are all re-derived from (Seed, epoch), so a resumed run ends with the
+/// same weights and history as an uninterrupted one.
+/// </summary>
+public sealed class Trainer
+{
+    private readonly FerModel _model;
+    private readonly TrainOptions _options;
+    private readonly Device _device;
+    private readonly string _modelName;
+
+    public Trainer(FerModel model, TrainOptions options, Device device, string modelName)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentException.ThrowIfNullOrWhiteSpace(modelName);
+        options.Validate();
+        _model = model; _options = options; _device = device; _modelName = modelName;
+    }
+
+    /// <summary>
+    /// Trains on <paramref name="train"/> and validates on <paramref name="valid"/> (which may be empty: then the
+    /// training loss/accuracy stand in for the monitored values). With <see cref="TrainOptions.CheckpointDir"/> set,
+    /// continues from the last finished epoch found there, or returns at once if that run had already finished.
+    /// <paramref name="onEpoch"/> runs after each epoch's checkpoint is written. Cancelling stops between batches
+    /// with <see cref="OperationCanceledException"/>; the checkpoint of the last finished epoch stays valid.
+    /// At the end the model holds the best epoch's weights when <see cref="TrainOptions.RestoreBestWeights"/> is set,
+    /// else the last epoch's.
+    /// </summary>
+    public TrainResult Fit(FaceSet train, FaceSet valid, IProgress<TrainProgress>? progress = null,
+        Action<EpochRecord>? onEpoch = null, CancellationToken ct = default)
+    {
+        CheckData(train, nameof(train), allowEmpty: false);
+        CheckData(valid, nameof(valid), allowEmpty: true);
+        var o = _options;
+
+        _model.to(_device);
+        // Everything Fit allocates (optimizer state, best-weight copies, class weights) lives until Fit returns.
+        using var fitScope = NewDisposeScope();
+        using var optimizer = optim.Adam(_model.parameters(), lr: o.LearningRate, weight_decay: o.WeightDecay);
+
+        var fingerprint = Fingerprint(train, valid);
+        var history = new List<EpochRecord>();
+        var run = new RunState
+        {
+            LearningRate = o.LearningRate,
+            BestMonitor = o.Monitor == EarlyStoppingMonitor.ValidLoss ? double.PositiveInfinity : double.NegativeInfinity,
+            PlateauBest = double.PositiveInfinity,
+        };
+        Dictionary<string, Tensor>? best = null;
+        int resumedFrom = 0;
+
+        var found = o.CheckpointDir is null ? null : TrainingCheckpoint.TryLoadLatest(o.CheckpointDir);
+        if (found is { } checkpoint)
+        {
+            var (state, path) = checkpoint;
+            if (state.Fingerprint != fingerprint)
+                throw new InvalidOperationException(
+                    $"checkpoint {path} belongs to a different run ({state.Fingerprint}); this run is ({fingerprint}). " +
+                    "Use another CheckpointDir or delete it to start afresh.");
+            // The best weights go through the model: load them, copy them out, then load the last epoch's.
+            _model.load(Path.Combine(path, TrainingCheckpoint.BestFile));
+            best = CloneWeights();
+            _model.load(Path.Combine(path, TrainingCheckpoint.ModelFile));
+            TrainingCheckpoint.LoadOptimizer(path, optimizer);
+            history.AddRange(Task.Run(() => TrainingHistoryStore.ReadAsync(Path.Combine(path, TrainingCheckpoint.HistoryFile), ct))
+                .GetAwaiter().GetResult());
+            if (history.Count != state.Epoch)
+                throw new InvalidDataException($"checkpoint {path}: history has {history.Count} epochs, state says {state.Epoch}");
+            run = RunState.From(state);
+            resumedFrom = state.Epoch;
+            if (state.StoppedEarly || state.Epoch >= o.Epochs)
+                return Finish(history, run, best, resumedFrom);
+        }
+        else if (o.NormalizeInput)
+        {
+            var (mean, std) = PixelStatistics(train);
+            _model.SetInputNormalization(mean, std);
+        }
+
+        SetLearningRate(optimizer, run.LearningRate);
+        var classWeights = o.ClassWeightedLoss
+            ? tensor(ClassWeights(train, _model.NumClasses).Select(w => (float)w).ToArray()).to(_device)
+            : null;
+
+        int firstEpoch = run.Epoch + 1;
+        using var prefetcher = new BatchPrefetcher(train, o.BatchSize, o.Seed, o.Augmentation,
+            pinMemory: _device.type == DeviceType.CUDA, firstEpoch, o.Epochs, o.PrefetchBatches, ct);
+        double lastValidSeconds = 0;
+        for (int epoch = firstEpoch; epoch <= o.Epochs; epoch++)
+        {
+            ct.ThrowIfCancellationRequested();
+            var clock = Stopwatch.StartNew();
+            var (loss, accuracy) = TrainEpoch(epoch, optimizer, prefetcher, classWeights, run.LearningRate,
+                lastValidSeconds, progress, ct);
+            double trainSeconds = clock.Elapsed.TotalSeconds;
+            var (validLoss, validAccuracy) = Evaluate(valid);
+            lastValidSeconds = clock.Elapsed.TotalSeconds - trainSeconds;
+            var record = new EpochRecord(epoch, loss, accuracy, validLoss, validAccuracy, run.LearningRate,
+                clock.Elapsed.TotalSeconds, train.Count / trainSeconds);
+            history.Add(record);
+            run.Epoch = epoch;
+
+            // Best epoch and early stopping (Keras EarlyStopping, min_delta 0).
+            double monitored = Monitored(record, valid.Count > 0);
+            bool improved = o.Monitor == EarlyStoppingMonitor.ValidLoss ? monitored < run.BestMonitor : monitored > run.BestMonitor;
+            if (improved)
+            {
+                run.BestMonitor = monitored; run.BestEpoch = epoch; run.EarlyStoppingWait = 0;
+                best = CopyWeightsInto(best);
+            }
+            else run.EarlyStoppingWait++;
+            bool stop = o.EarlyStoppingPatience is { } patience && run.EarlyStoppingWait >= patience && epoch < o.Epochs;
+
+            // Learning rate on plateau of the validation loss (Keras ReduceLROnPlateau, min_delta 1e-4, no cooldown).
+            if (o.ReduceLrFactor is { } factor)
+            {
+                double plateauLoss = valid.Count > 0 ? validLoss : loss;
+                if (plateauLoss < run.PlateauBest - 1e-4) { run.PlateauBest = plateauLoss; run.PlateauWait = 0; }
+                else if (++run.PlateauWait >= o.ReduceLrPatience)
+                {
+                    run.LearningRate = Math.Max(run.LearningRate * factor, o.MinLearningRate);
+                    SetLearningRate(optimizer, run.LearningRate);
+                    run.PlateauWait = 0;
+                }
+            }
+            run.StoppedEarly = stop;
+
+            if (o.CheckpointDir is not null)
+                TrainingCheckpoint.Save(o.CheckpointDir, run.ToState(_modelName, fingerprint), _model, optimizer,
+                    best ??= CloneWeights() /* no epoch has improved yet (NaN validation loss): BestEpoch stays 0 */, history);
+            onEpoch?.Invoke(record);
+            if (stop) break;
+        }
+        return Finish(history, run, best, resumedFrom);
+    }
+
+    /// <summary>Per-class loss weights N / (C * count_c) from the labels; 0 for a class with no rows (it never occurs as a target).</summary>
+    public static double[] ClassWeights(FaceSet train, int numClasses)
+    {
+        var counts = new long[numClasses];
+        foreach (var label in train.Labels)
+            if (label >= 0 && label < numClasses) counts[label]++;
+        double n = counts.Sum();
+        return counts.Select(c => c == 0 ? 0.0 : n / (numClasses * (double)c)).ToArray();
+    }
+
+    /// <summary>Mean and standard deviation of all pixels of the set, on the 0..1 scale (std 1 for a constant set).</summary>
+    public static (float Mean, float Std) PixelStatistics(FaceSet set)
+    {
+        // Exact integer sums, so the result does not depend on summation order or threading.
+        long sum = 0, sumSquares = 0;
+        foreach (var b in set.Pixels) { sum += b; sumSquares += b * b; }
+        double count = set.Pixels.LongLength;
+        double mean = sum / count / 255.0;
+        double variance = Math.Max(0, sumSquares / count / (255.0 * 255.0) - mean * mean);
+        double std = Math.Sqrt(variance);
+        return ((float)mean, std > 1e-6 ? (float)std : 1f);
+    }
+
+    private (double Loss, double Accuracy) TrainEpoch(int epoch, optim.Optimizer optimizer, BatchPrefetcher prefetcher,
+        Tensor? classWeights, double learningRate, double lastValidSeconds, IProgress<TrainProgress>? progress,
+        CancellationToken ct)
+    {
+        _model.train();
+        // Dropout draws from torch's global generator; reseeding it from (Seed, epoch) makes every epoch
+        // reproducible on its own, which is what lets a resumed run match an uninterrupted one.
+        long dropoutSeed = new KeyedRandom(_options.Seed, 0x44_52_4F_50 /* "DROP" */, epoch).NextSeed();
+        manual_seed(dropoutSeed);
+        if (_device.type == DeviceType.CUDA) cuda.manual_seed_all(dropoutSeed);
+
+        using var epochScope = NewDisposeScope();
+        var lossSum = zeros(1, ScalarType.Float64, _device);
+        var correct = zeros(1, ScalarType.Int64, _device);
+        int batches = prefetcher.BatchesPerEpoch, seen = 0;
+        // Reading the running sums forces a device sync; on the CPU that costs nothing, elsewhere do it now and then.
+        int checkEvery = _device.type == DeviceType.CPU ? 1 : 16;
+        var clock = Stopwatch.StartNew();
+        var lastReport = TimeSpan.Zero;
+        double loss = 0, accuracy = 0;
+        for (int b = 0; b < batches; b++)
+        {
+            ct.ThrowIfCancellationRequested();
+            using (var batch = prefetcher.Next(ct))
+            using (var batchScope = NewDisposeScope())
+            {
+                if (batch.Epoch != epoch || batch.Index != b)
+                    throw new InvalidOperationException($"batch producer out of step: got epoch {batch.Epoch} batch {batch.Index}, expected {epoch}/{b}");
+                var images = batch.Images.to(_device, non_blocking: true);
+                var labels = batch.Labels.to(_device, non_blocking: true);
+                optimizer.zero_grad();
+                var logits = _model.call(images);
+                var batchLoss = nn.functional.cross_entropy(logits, labels, classWeights);
+                batchLoss.backward();
+                optimizer.step();
+                using (no_grad())
+                {
+                    lossSum.add_(batchLoss.detach().to(ScalarType.Float64).mul(batch.Count));
+                    correct.add_(logits.argmax(1).eq(labels).sum());
+                }
+                seen += batch.Count;
+            }
+            bool last = b == batches - 1;
+            if (last || (b + 1) % checkEvery == 0)
+            {
+                double sum = lossSum.item<double>();
+                loss = sum / seen;
+                if (!double.IsFinite(sum)) throw new TrainingDivergedException(_modelName, epoch, loss);
+                accuracy = correct.item<long>() / (double)seen;
+                var elapsed = clock.Elapsed;
+                // Throttled: the first and last batch of every epoch, and at most four reports a second in between.
+                if (progress is not null && (b == 0 || last || elapsed - lastReport >= TimeSpan.FromMilliseconds(250)))
+                {
+                    lastReport = elapsed;
+                    double perBatch = elapsed.TotalSeconds / (b + 1);
+                    double etaSeconds = perBatch * (batches - b - 1)
+                        + (_options.Epochs - epoch) * (perBatch * batches + lastValidSeconds);
+                    progress.Report(new TrainProgress(_modelName, epoch, _options.Epochs, b + 1, batches, loss, accuracy,
+                        seen / elapsed.TotalSeconds, TimeSpan.FromSeconds(etaSeconds)));
+                }
+            }
+        }
+        return (loss, accuracy);
+    }
+
+    /// <summary>Unweighted mean cross-entropy and accuracy over the set, in eval mode without gradients.</summary>
+    private (double Loss, double Accuracy) Evaluate(FaceSet set)
+    {
+        if (set.Count == 0) return (double.NaN, double.NaN);
+        _model.eval();
+        using var noGrad = no_grad();
+        using var evalScope = NewDisposeScope();
+        var lossSum = zeros(1, ScalarType.Float64, _device);
+        var correct = zeros(1, ScalarType.Int64, _device);
+        for (int start = 0; start < set.Count; start += _options.BatchSize)
+        {
+            using var batchScope = NewDisposeScope();
+            int n = Math.Min(_options.BatchSize, set.Count - start);
+            var images = set.ImagesTensor(_device, start, n);
+            var labels = set.LabelsTensor(_device, start, n);
+            var logits = _model.call(images);
+            lossSum.add_(nn.functional.cross_entropy(logits, labels, reduction: nn.Reduction.Sum).to(ScalarType.Float64));
+            correct.add_(logits.argmax(1).eq(labels).sum());
+        }
+        _model.train();
+        return (lossSum.item<double>() / set.Count, correct.item<long>() / (double)set.Count);
+    }
+
+    private TrainResult Finish(List<EpochRecord> history, RunState run, Dictionary<string, Tensor>? best, int resumedFrom)
+    {
+        if (_options.RestoreBestWeights && best is not null && run.BestEpoch > 0) CopyWeightsFrom(best);
+        var bestRecord = run.BestEpoch > 0 ? history[run.BestEpoch - 1] : null;
+        double trainSeconds = history.Sum(h => h.ImagesPerSecond > 0 ? 1.0 / h.ImagesPerSecond : 0);
+        return new TrainResult
+        {
+            History = history.ToList(),
+            BestEpoch = run.BestEpoch,
+            BestValidAccuracy = bestRecord?.ValidAccuracy ?? double.NaN,
+            BestValidLoss = bestRecord?.ValidLoss ?? double.NaN,
+            EpochsRun = history.Count,
+            StoppedEarly = run.StoppedEarly,
+            Seconds = history.Sum(h => h.Seconds),
+            // Per-epoch images/s are N / seconds with the same N, so total throughput is epochs / sum(1 / rate).
+            ImagesPerSecond = trainSeconds > 0 ? history.Count / trainSeconds : 0,
+            ResumedFromEpoch = resumedFrom,
+        };
+    }
+
+    private double Monitored(EpochRecord r, bool hasValid) => _options.Monitor switch
+    {
+        EarlyStoppingMonitor.ValidLoss => hasValid ? r.ValidLoss : r.Loss,
+        _ => hasValid ? r.ValidAccuracy : r.Accuracy,
+    };
+
+    /// <summary>Detached copies of every parameter and buffer, in the current dispose scope.</summary>
+    private Dictionary<string, Tensor> CloneWeights()
+    {
+        using var noGrad = no_grad();
+        return _model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+    }
+
+    private Dictionary<string, Tensor> CopyWeightsInto(Dictionary<string, Tensor>? copy)
+    {
+        if (copy is null) return CloneWeights();
+        using var noGrad = no_grad();
+        foreach (var (name, value) in _model.state_dict()) copy[name].copy_(value);
+        return copy;
+    }
+
+    private void CopyWeightsFrom(Dictionary<string, Tensor> weights)
+    {
+        using var noGrad = no_grad();
+        foreach (var (name, value) in _model.state_dict()) value.copy_(weights[name]);
+    }
+
+    private static void SetLearningRate(optim.Optimizer optimizer, double learningRate)
+    {
+        foreach (var group in optimizer.ParamGroups) group.LearningRate = learningRate;
+    }
+
+    private void CheckData(FaceSet set, string name, bool allowEmpty)
+    {
+        ArgumentNullException.ThrowIfNull(set, name);
+        if (set.Count == 0 && !allowEmpty) throw new ArgumentException("the training set is empty", name);
+        if (set.Count > 0 && set.Side != _model.InputSide)
+            throw new ArgumentException($"{name} images are {set.Side}x{set.Side}, model {_modelName} takes {_model.InputSide}x{_model.InputSide}", name);
+        for (int i = 0; i < set.Count; i++)
+        {
+            int label = set.Labels[i];
+            if (label < 0 || label >= _model.NumClasses)
+                throw new ArgumentException(label == FaceSet.Unlabeled
+                    ? $"{name} row {i} (id {set.Ids[i]}) has no label"
+                    : $"{name} row {i} (id {set.Ids[i]}) has label {label}, model {_modelName} has {_model.NumClasses} classes", name);
+        }
+    }
+
+    /// <summary>What a checkpoint must agree on to be continued by this Fit: anything that changes the epochs' numbers
+    /// other than the learning-rate schedule and the stopping rule.</summary>
+    private string Fingerprint(FaceSet train, FaceSet valid)
+    {
+        var o = _options;
+        var aug = o.Augmentation is { } a
+            ? string.Create(CultureInfo.InvariantCulture, $"{a.MaxShift}/{a.MaxRotationDegrees}/{a.MaxZoom}/{a.HorizontalFlip}")
+            : "none";
+        return string.Create(CultureInfo.InvariantCulture,
+            $"model={_modelName} params={_model.ParameterCount()} train={train.Count}:{DataHash(train):x16} " +
+            $"valid={valid.Count}:{DataHash(valid):x16} batch={o.BatchSize} seed={o.Seed} wd={o.WeightDecay} aug={aug} " +
+            $"classWeighted={o.ClassWeightedLoss} normalize={o.NormalizeInput} monitor={o.Monitor}");
+    }
+
+    /// <summary>FNV-1a over ids and labels: cheap, and catches a resume on different or reordered rows.</summary>
+    private static ulong DataHash(FaceSet set)
+    {
+        ulong h = 14695981039346656037UL;
+        for (int i = 0; i < set.Count; i++)
+        {
+            h = (h ^ (ulong)set.Ids[i]) * 1099511628211UL;
+            h = (h ^ (uint)set.Labels[i]) * 1099511628211UL;
+        }
+        return h;
+    }
+
+    /// <summary>The mutable bookkeeping of a run, as saved in checkpoints.</summary>
+    private sealed class RunState
+    {
+        public int Epoch;
+        public int BestEpoch;
+        public double BestMonitor;
+        public int EarlyStoppingWait;
+        public double PlateauBest;
+        public int PlateauWait;
+        public double LearningRate;
+        public bool StoppedEarly;
+
+        public CheckpointState ToState(string model, string fingerprint) => new()
+        {
+            Model = model, Fingerprint = fingerprint, Epoch = Epoch, BestEpoch = BestEpoch, BestMonitor = BestMonitor,
+            EarlyStoppingWait = EarlyStoppingWait, PlateauBest = PlateauBest, PlateauWait = PlateauWait,
+            LearningRate = LearningRate, StoppedEarly = StoppedEarly,
+        };
+
+        public static RunState From(CheckpointState s) => new()
+        {
+            Epoch = s.Epoch, BestEpoch = s.BestEpoch, BestMonitor = s.BestMonitor, EarlyStoppingWait = s.EarlyStoppingWait,
+            PlateauBest = s.PlateauBest, PlateauWait = s.PlateauWait, LearningRate = s.LearningRate, StoppedEarly = s.StoppedEarly,
+        };
+    }
+}
