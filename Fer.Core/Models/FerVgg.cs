@@ -1,0 +1,52 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Fer.Core.Models;
+
+/// <summary>
+/// A VGG-style CNN with batch norm (registry name "vgg-bn"), the shape of the published FER2013 single-model
+/// records: four blocks of [conv-BN-ReLU x2, max-pool 2, dropout] with 64/128/256/512 channels (times width),
+/// then dense-BN-ReLU-dropout and the classifier. Layers are registered under their Keras-style names.
+/// </summary>
+public sealed class FerVgg : FerModel
+{
+    private readonly List<NamedLayer> _layers;
+
+    public FerVgg(int numClasses = 7, int side = 48, double width = 1.0, double dropout = 0.3) : base("FerVgg")
+    {
+        if (!(width > 0)) throw new ArgumentOutOfRangeException(nameof(width), "width must be positive");
+        if (side < 16) throw new ArgumentOutOfRangeException(nameof(side), "vgg-bn needs images of side 16 or more");
+        NumClasses = numClasses;
+        InputSide = side;
+        var names = new KerasNames();
+        long inChannels = 1;
+        int s = side;
+        foreach (var baseChannels in new[] { 64, 128, 256, 512 })
+        {
+            long c = Math.Max(4, (long)Math.Round(baseChannels * width));
+            for (int k = 0; k < 2; k++)
+            {
+                names.Add("conv2d", "Conv2D", nn.Conv2d(inChannels, c, 3, padding: 1));
+                names.Add("batch_normalization", "BatchNormalization", nn.BatchNorm2d(c));
+                names.Add("activation", "Activation", nn.ReLU());
+                inChannels = c;
+            }
+            names.Add("max_pooling2d", "MaxPooling2D", nn.MaxPool2d(2, 2));
+            names.Add("dropout", "Dropout", nn.Dropout(dropout));
+            s /= 2;
+        }
+        long hidden = Math.Max(16, (long)Math.Round(256 * width));
+        names.Add("flatten", "Flatten", nn.Flatten());
+        names.Add("dense", "Dense", nn.Linear(inChannels * s * s, hidden));
+        names.Add("batch_normalization", "BatchNormalization", nn.BatchNorm1d(hidden));
+        names.Add("activation", "Activation", nn.ReLU());
+        names.Add("dropout", "Dropout", nn.Dropout(Math.Max(dropout, 0.5)));
+        names.Add("dense", "Dense", nn.Linear(hidden, numClasses));
+        _layers = [.. names.Layers];
+        foreach (var layer in _layers) register_module(layer.Name, layer.Module);
+    }
+
+    public override IReadOnlyList<NamedLayer> Layers => _layers;
+    public override int InputSide { get; }
+    public override int NumClasses { get; }
+}

@@ -1,0 +1,53 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Fer.Core.Models;
+
+/// <summary>
+/// A convolution followed by ReLU, as one layer: Keras' Conv2D(activation='relu') is one row of the summary,
+/// and the seed report's table has no separate activation rows for its convolutions.
+/// </summary>
+public sealed class Conv2dRelu : nn.Module<Tensor, Tensor>
+{
+    private readonly nn.Module<Tensor, Tensor> conv;
+
+    public Conv2dRelu(long inChannels, long outChannels, long kernel, long padding = 0) : base("Conv2dRelu")
+    {
+        conv = nn.Conv2d(inChannels, outChannels, kernel, padding: padding);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => nn.functional.relu(conv.call(x));
+}
+
+/// <summary>Flatten then dense, as one layer: the seed DNN's table starts at dense_1 on the flattened image.</summary>
+public sealed class FlattenDense : nn.Module<Tensor, Tensor>
+{
+    private readonly nn.Module<Tensor, Tensor> dense;
+
+    public FlattenDense(long inFeatures, long outFeatures) : base("FlattenDense")
+    {
+        dense = nn.Linear(inFeatures, outFeatures);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => dense.call(x.flatten(1));
+}
+
+/// <summary>Keras-style layer names: a counter per layer type (conv2d_1, conv2d_2, dropout_1, ...).</summary>
+internal sealed class KerasNames
+{
+    private readonly Dictionary<string, int> _counts = [];
+    private readonly List<NamedLayer> _layers = [];
+
+    public IReadOnlyList<NamedLayer> Layers => _layers;
+
+    /// <summary>Adds a layer named after its Keras type (snake_case prefix + counter) and returns its name.</summary>
+    public string Add(string prefix, string kerasType, nn.Module<Tensor, Tensor> module)
+    {
+        _counts[prefix] = _counts.GetValueOrDefault(prefix) + 1;
+        var name = $"{prefix}_{_counts[prefix]}";
+        _layers.Add(new NamedLayer(name, kerasType, module));
+        return name;
+    }
+}
