@@ -1,0 +1,94 @@
+using Fer.Flow.Cache;
+
+namespace Fer.Flow.Tests.EndToEnd;
+
+/// <summary>kill -9 in the middle of stages, concurrent runs and damaged caches: a rerun completes and nothing wrong is read.</summary>
+public class FaultInjectionTests
+{
+    private static string? LatestLog(TinyFlow flow)
+    {
+        var runs = Path.Combine(flow.Artifacts, "runs");
+        return Directory.Exists(runs) && Directory.EnumerateDirectories(runs).Any() ? Path.Combine(flow.LatestRunDir(), "log.clef") : null;
+    }
+
+    private static string[] Args(TinyFlow flow, params string[] more) =>
+        ["run", flow.Script, "--artifacts", flow.Artifacts, "--device", "cpu", .. more];
+
+    [Fact]
+    public async Task KilledDuringTrainingTheRerunResumesFromTheLastFinishedEpoch()
+    {
+        using var flow = new TinyFlow();
+        using (var fer = new FerProcess(Args(flow, "--set", "train.cnn.epochs=5")))
+        {
+            Assert.True(fer.WaitForLog(() => LatestLog(flow), TimeSpan.FromMinutes(4), "\"Epoch\":2", "\"Model\":\"cnn\""),
+                "training never reached epoch 2: " + string.Join('\n', fer.Output.TakeLast(15)));
+            fer.KillHard();
+        }
+        var (code, errors) = await flow.RunAsync("--set", "train.cnn.epochs=5");
+        Assert.True(code == 0, errors);
+        var statuses = flow.CacheStatuses();
+        Assert.Equal("hit", statuses["split"]);
+        Assert.Equal("miss", statuses["train"]);
+        var resumed = flow.LatestEvents().Where(e => e.TryGetProperty("ResumedFromEpoch", out _)).ToList();
+        Assert.Single(resumed);
+        Assert.True(resumed[0].GetProperty("ResumedFromEpoch").GetInt32() >= 2);
+        var epochs = flow.LatestEvents().Where(e => e.TryGetProperty("Epoch", out _) && e.GetProperty("Model").GetString() == "cnn")
+            .Select(e => e.GetProperty("Epoch").GetInt32()).ToList();
+        Assert.DoesNotContain(1, epochs);
+        Assert.Contains(5, epochs);
+    }
+
+    [Fact]
+    public async Task KilledDuringVisualizeTheRerunRedoesOnlyVisualize()
+    {
+        using var flow = new TinyFlow();
+        Assert.Equal(0, (await flow.RunAsync("--set", "visualize.methods=saliency")).Code);
+        using (var fer = new FerProcess(Args(flow, "--set", "visualize.ascent_steps=100000", "--set", "visualize.max_filters=64")))
+        {
+            Assert.True(fer.WaitForLog(() => LatestLog(flow), TimeSpan.FromMinutes(2), "Stage {Stage} started", "\"Stage\":\"visualize\""),
+                string.Join('\n', fer.Output.TakeLast(15)));
+            Thread.Sleep(1500);
+            fer.KillHard();
+        }
+        var (code, errors) = await flow.RunAsync();
+        Assert.True(code == 0, errors);
+        var statuses = flow.CacheStatuses();
+        Assert.Equal("hit", statuses["train"]);
+        Assert.Equal("miss", statuses["visualize"]);
+        // The killed run left only hidden temporary folders, which the rerun swept away.
+        Assert.DoesNotContain(Directory.EnumerateDirectories(Path.Combine(flow.Artifacts, "cache"), ".tmp-*", SearchOption.AllDirectories), _ => true);
+    }
+
+    [Fact]
+    public async Task ASecondRunOnTheSameArtifactsRefusesClearlyWhileTheFirstHoldsTheLock()
+    {
+        using var flow = new TinyFlow();
+        using var fer = new FerProcess(Args(flow, "--set", "train.cnn.epochs=30"));
+        Assert.True(fer.WaitForLog(() => LatestLog(flow), TimeSpan.FromMinutes(2), "Stage {Stage} started"), string.Join('\n', fer.Output));
+        var (code, errors) = await flow.RunAsync();
+        Assert.Equal(3, code);
+        Assert.Contains("is in use by fer run tiny.fsx", errors);
+        fer.KillHard();
+        (code, errors) = await flow.RunAsync();
+        Assert.True(code == 0, errors);
+    }
+
+    [Fact]
+    public async Task ADamagedCachedParquetIsRecomputedWithAWarning()
+    {
+        using var flow = new TinyFlow();
+        Assert.Equal(0, (await flow.RunAsync()).Code);
+        var split = Directory.EnumerateDirectories(Path.Combine(flow.Artifacts, "cache", "split")).Single();
+        var file = Path.Combine(split, "valid.parquet");
+        var bytes = File.ReadAllBytes(file);
+        bytes[bytes.Length / 2] ^= 0xFF;
+        File.WriteAllBytes(file, bytes);
+        var (code, errors) = await flow.RunAsync();
+        Assert.True(code == 0, errors);
+        Assert.Equal("miss", flow.CacheStatuses()["split"]);
+        Assert.Contains(flow.LatestEvents(), e => e.TryGetProperty("@l", out var level) && level.GetString() == "Warning"
+            && e.TryGetProperty("Problem", out var problem) && problem.GetString()!.Contains("valid.parquet"));
+        Assert.Equal(CacheStatus.Hit, new StageCache(Path.Combine(flow.Artifacts, "cache")).Lookup("split",
+            Directory.EnumerateDirectories(Path.Combine(flow.Artifacts, "cache", "split")).Select(d => StageManifest.TryRead(d)!.Fingerprint).Single()).Status);
+    }
+}
