@@ -34,6 +34,7 @@ public static class SyntheticFaces
     public static FaceSet Generate(SyntheticFaceOptions options)
     {
         if (options.Count < 0) throw new ArgumentOutOfRangeException(nameof(options), "count must be >= 0");
+        ValidateProportions(options.ClassProportions);
         int n = options.Count, p = options.Side * options.Side;
         var pixels = new byte[(long)n * p];
         var labels = new int[n];
@@ -143,8 +144,7 @@ public static class SyntheticFaces
     private static int DrawLabel(Random rng, double[]? proportions)
     {
         if (proportions is null) return rng.Next(Expressions.Length);
-        if (proportions.Length != Expressions.Length || proportions.Any(p => p < 0) || proportions.Sum() <= 0)
-            throw new ArgumentException($"class proportions need {Expressions.Length} non-negative values with a positive sum");
+        ValidateProportions(proportions);
         double r = rng.NextDouble() * proportions.Sum();
         for (int c = 0; c < proportions.Length; c++)
         {
@@ -152,6 +152,12 @@ public static class SyntheticFaces
             if (r < 0) return c;
         }
         return proportions.Length - 1;
+    }
+
+    private static void ValidateProportions(double[]? proportions)
+    {
+        if (proportions is not null && (proportions.Length != Expressions.Length || proportions.Any(p => !(p >= 0)) || proportions.Sum() <= 0))
+            throw new ArgumentException($"class proportions need {Expressions.Length} non-negative values with a positive sum");
     }
 
     /// <summary>Coverage of a pixel by a shape at signed distance d (negative inside), anti-aliased over one pixel.</summary>

@@ -1,0 +1,75 @@
+using Fer.Core.Data;
+using Fer.Core.Storage;
+
+namespace Fer.Core.Tests.Storage;
+
+public class ParquetTensorStoreTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "fer-parquet-" + Guid.NewGuid().ToString("N")[..8]);
+    public ParquetTensorStoreTests() => Directory.CreateDirectory(_dir);
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    [Fact]
+    public async Task FaceSetsRoundTripBitExactWithUnlabelledRowsAndEveryByteValue()
+    {
+        var faces = FaceAugment.AddMirrorTwins(SyntheticFaces.Generate(new SyntheticFaceOptions(300, 9, Side: 16)));
+        for (int i = 0; i < 256; i++) faces.Pixels[i] = (byte)i;
+        faces.Labels[7] = FaceSet.Unlabeled;
+        faces.Usage[8] = FaceUsage.Test;
+        faces.Usage[9] = FaceUsage.PublicTest;
+        var path = Path.Combine(_dir, "faces.parquet");
+        await ParquetTensorStore.WriteFacesAsync(path, faces, new Dictionary<string, string> { ["note"] = "x" });
+        var back = await ParquetTensorStore.ReadFacesAsync(path);
+        Assert.Equal(faces.Side, back.Side);
+        Assert.Equal(faces.ClassNames, back.ClassNames);
+        Assert.Equal(faces.Ids, back.Ids);
+        Assert.Equal(faces.Labels, back.Labels);
+        Assert.Equal(faces.SourceIds, back.SourceIds);
+        Assert.Equal(faces.Flipped, back.Flipped);
+        Assert.Equal(faces.Usage, back.Usage);
+        Assert.Equal(faces.Pixels, back.Pixels);
+        Assert.Equal("x", (await ParquetTensorStore.ReadMetadataAsync(path))["note"]);
+        Assert.Empty(Directory.GetFiles(_dir, "*.tmp"));
+    }
+
+    [Fact]
+    public async Task FloatTensorsRoundTripBitExactIncludingSpecialValues()
+    {
+        var data = new float[3 * 2 * 5];
+        var random = new Random(1);
+        for (int i = 0; i < data.Length; i++) data[i] = (float)(random.NextDouble() * 2 - 1) * MathF.Pow(10, random.Next(-30, 30));
+        data[0] = float.NaN; data[1] = -0f; data[2] = float.Epsilon; data[3] = float.MaxValue; data[4] = float.NegativeInfinity;
+        var path = Path.Combine(_dir, "t.parquet");
+        await ParquetTensorStore.WriteTensorAsync(path, data, [3, 2, 5], new Dictionary<string, string> { ["set"] = "valid" });
+        var back = await ParquetTensorStore.ReadTensorAsync(path);
+        Assert.Equal([3, 2, 5], back.Shape);
+        Assert.Equal("valid", back.Metadata["set"]);
+        Assert.Equal(data.Select(BitConverter.SingleToInt32Bits), back.Data.Select(BitConverter.SingleToInt32Bits));
+    }
+
+    [Fact]
+    public async Task EmptySetsWork()
+    {
+        var path = Path.Combine(_dir, "empty.parquet");
+        await ParquetTensorStore.WriteFacesAsync(path, FaceSet.Empty(48, FaceSet.Fer2013Classes));
+        Assert.Equal(0, (await ParquetTensorStore.ReadFacesAsync(path)).Count);
+        await ParquetTensorStore.WriteTensorAsync(path, [], [0, 7]);
+        Assert.Empty((await ParquetTensorStore.ReadTensorAsync(path)).Data);
+    }
+
+    [Fact]
+    public async Task DamagedOrForeignFilesAreClearErrorsNamingTheFile()
+    {
+        var path = Path.Combine(_dir, "faces.parquet");
+        await ParquetTensorStore.WriteFacesAsync(path, SyntheticFaces.Generate(new SyntheticFaceOptions(20, 1, Side: 8)));
+        var bytes = File.ReadAllBytes(path);
+        File.WriteAllBytes(path, bytes[..(bytes.Length / 2)]);
+        var truncated = await Assert.ThrowsAsync<InvalidDataException>(() => ParquetTensorStore.ReadFacesAsync(path));
+        Assert.Contains(path, truncated.Message);
+        File.WriteAllText(path, "not parquet at all");
+        await Assert.ThrowsAsync<InvalidDataException>(() => ParquetTensorStore.ReadFacesAsync(path));
+        var tensor = Path.Combine(_dir, "t.parquet");
+        await ParquetTensorStore.WriteTensorAsync(tensor, [1, 2], [1, 2]);
+        Assert.Contains("not a Fer face set", (await Assert.ThrowsAsync<InvalidDataException>(() => ParquetTensorStore.ReadFacesAsync(tensor))).Message);
+    }
+}
