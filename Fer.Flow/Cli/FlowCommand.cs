@@ -72,9 +72,9 @@ public static class FlowCommand
         {
             var device = DeviceChoice.Resolve(request.Device);
             record = record with { Device = device.ToString() };
-            log.Information("Run {RunId} of flow {Flow} ({Script}) started: mode {Mode} {Target}, device {Device}, seed {Seed}, parameters {@Parameters}, sets {@Sets}, versions Fer {FerVersion}, TorchSharp {TorchSharpVersion}, libtorch {LibTorchVersion}",
-                runId, flow.Name, flow.ScriptPath, request.Mode.ToString().ToLowerInvariant(), request.Target ?? "", device.ToString(),
-                parameters.GetValueOrDefault("seed", "none"), parameters, record.Sets, Versions.Fer, Versions.TorchSharp, Versions.LibTorch);
+            log.Information("Run {RunId} of flow {Flow} ({Script}) started: mode {Mode}{Target}, device {Device}, seed {Seed}, parameters {Parameters}, sets {Sets}, versions Fer {FerVersion}, TorchSharp {TorchSharpVersion}, libtorch {LibTorchVersion}",
+                runId, flow.Name, flow.ScriptPath, request.Mode.ToString().ToLowerInvariant(), request.Target is null ? "" : " " + request.Target, device.ToString(),
+                parameters.GetValueOrDefault("seed", "none"), StageParameter.Pairs(parameters), StageParameter.Pairs(record.Sets), Versions.Fer, Versions.TorchSharp, Versions.LibTorch);
             record.Write(runDir);
 
             var hasher = new InputFileHasher(cache.Root);

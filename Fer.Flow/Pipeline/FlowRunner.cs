@@ -126,8 +126,8 @@ public sealed class FlowRunner(RunContext run)
                 output = await ComputeVolatileAsync(planned, upstream, log);
                 Publish(output);
                 TryDeleteDir(output.Dir);
-                log.Information("Stage {Stage} finished in {Seconds:0.00} s: cache {CacheStatus}, fingerprint {Fingerprint}, rows {@Rows}",
-                    planned.Name, clock.Elapsed.TotalSeconds, "volatile", Hashing.Short(planned.Fingerprint), output.Manifest.Rows);
+                log.Information("Stage {Stage} finished in {Seconds:0.00} s: cache {CacheStatus}, fingerprint {Fingerprint}, rows {Rows}",
+                    planned.Name, clock.Elapsed.TotalSeconds, "volatile", Hashing.Short(planned.Fingerprint), StageParameter.Pairs(output.Manifest.Rows));
                 lock (run.Completed) run.Completed.Add(new StageReport(planned.Name, planned.Fingerprint, "volatile", clock.Elapsed.TotalSeconds, output.Manifest.Rows));
                 return new Outputs(upstream) { [planned.Name] = output };
             }
@@ -148,8 +148,8 @@ public sealed class FlowRunner(RunContext run)
 
             Publish(output);
             var status = output.CacheHit ? "hit" : "miss";
-            log.Information("Stage {Stage} finished in {Seconds:0.00} s: cache {CacheStatus}, fingerprint {Fingerprint}, rows {@Rows}",
-                planned.Name, clock.Elapsed.TotalSeconds, status, Hashing.Short(planned.Fingerprint), output.Manifest.Rows);
+            log.Information("Stage {Stage} finished in {Seconds:0.00} s: cache {CacheStatus}, fingerprint {Fingerprint}, rows {Rows}",
+                planned.Name, clock.Elapsed.TotalSeconds, status, Hashing.Short(planned.Fingerprint), StageParameter.Pairs(output.Manifest.Rows));
             lock (run.Completed) run.Completed.Add(new StageReport(planned.Name, planned.Fingerprint, status, clock.Elapsed.TotalSeconds, output.Manifest.Rows));
             return new Outputs(upstream) { [planned.Name] = output };
         }
@@ -161,8 +161,8 @@ public sealed class FlowRunner(RunContext run)
         catch (Exception ex) when (ex is not StageFailedException and not MissingUpstreamException)
         {
             var parameters = planned.Settings.Canonical();
-            log.Error(ex, "Stage {Stage} failed after {Seconds:0.00} s with settings {@Settings}: {Error}",
-                planned.Name, clock.Elapsed.TotalSeconds, parameters, ex.Message);
+            log.Error(ex, "Stage {Stage} failed after {Seconds:0.00} s with settings {Settings}: {Error}",
+                planned.Name, clock.Elapsed.TotalSeconds, StageParameter.Pairs(parameters), ex.Message);
             throw new StageFailedException(planned.Name, ex);
         }
     }

@@ -47,6 +47,10 @@ public sealed record StageParameter(string Name, ParameterKind Kind, object Defa
 
     private static string Describe(object v) => v is string s ? $"'{s}'" : $"{Canonical(v)} ({v.GetType().Name})";
 
+    /// <summary>"k=v, k=v": how dictionaries appear in log messages (Serilog would print key-value pair objects).</summary>
+    public static string Pairs<TValue>(IEnumerable<KeyValuePair<string, TValue>> pairs) =>
+        string.Join(", ", pairs.Select(kv => $"{kv.Key}={Canonical(kv.Value!)}"));
+
     /// <summary>Culture-invariant text of a value, used in fingerprints and logs.</summary>
     public static string Canonical(object v) => v switch
     {

@@ -57,8 +57,8 @@ public sealed class PredictStage : IStage
 
         var fit = EnsembleWeights.Fit(validProbs, valid.Labels, c);
         var weights = members.Select((m, i) => (m.Name, fit.Weights[i])).ToDictionary(x => x.Name, x => x.Item2);
-        ctx.Log.Information("Ensemble weights fitted on validation {@Weights}: valid accuracy {EnsembleValidAccuracy:0.0000} (NLL {ValidNll:0.0000}); equal weights {EqualWeightAccuracy:0.0000}; best member {BestMember} {BestMemberAccuracy:0.0000}",
-            weights, fit.ValidAccuracy, fit.ValidNll, fit.EqualWeightAccuracy, members[fit.BestMember].Name, fit.BestMemberAccuracy);
+        ctx.Log.Information("Ensemble weights fitted on validation {Weights}: valid accuracy {EnsembleValidAccuracy:0.0000} (NLL {ValidNll:0.0000}); equal weights {EqualWeightAccuracy:0.0000}; best member {BestMember} {BestMemberAccuracy:0.0000}",
+            StageParameter.Pairs(weights.Select(kv => KeyValuePair.Create(kv.Key, Math.Round(kv.Value, 4)))), fit.ValidAccuracy, fit.ValidNll, fit.EqualWeightAccuracy, members[fit.BestMember].Name, fit.BestMemberAccuracy);
         if (fit.FellBackToBestMember)
             ctx.Log.Warning("Ensemble fell back to the best member: {Explanation}", fit.Explanation);
 
