@@ -23,7 +23,7 @@ internal sealed class TrainingBatch(int epoch, int index, Tensor images, Tensor 
 }
 
 /// <summary>
-/// Prepares the training batches of epochs [firstEpoch, lastEpoch] on a background task, in order, into a bounded
+/// Prepares the training batches of epochs [firstEpoch, lastEpoch] on a background thread, in order, into a bounded
 /// dataflow buffer, so batch assembly and augmentation overlap the model's work. Batch order is the permutation
 /// for (seed, epoch); augmentation is keyed by (seed, epoch, batch). Tensors are created outside any dispose scope
 /// (scopes are per thread) and ownership passes to whoever receives them; those never received are disposed here.
@@ -45,7 +45,10 @@ internal sealed class BatchPrefetcher : IDisposable
         _set = set; _batchSize = batchSize; _seed = seed; _augmentation = augmentation; _pin = pinMemory;
         _buffer = new BufferBlock<TrainingBatch>(new DataflowBlockOptions { BoundedCapacity = capacity });
         _stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        _producer = Task.Run(() => ProduceAsync(firstEpoch, lastEpoch, _stop.Token));
+        // One dedicated thread rather than thread-pool continuations: native allocations then all come from one
+        // thread (one malloc arena), which keeps resident memory flat from epoch to epoch.
+        _producer = Task.Factory.StartNew(() => Produce(firstEpoch, lastEpoch, _stop.Token), CancellationToken.None,
+            TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
     public int BatchesPerEpoch => BatchCount(_set.Count, _batchSize);
@@ -56,7 +59,7 @@ internal sealed class BatchPrefetcher : IDisposable
     public static int[] EpochOrder(long seed, int epoch, int count) =>
         new KeyedRandom(seed, 0x53_48_55_46 /* "SHUF" */, epoch).Permutation(count);
 
-    private async Task ProduceAsync(int firstEpoch, int lastEpoch, CancellationToken ct)
+    private void Produce(int firstEpoch, int lastEpoch, CancellationToken ct)
     {
         try
         {
@@ -69,7 +72,7 @@ internal sealed class BatchPrefetcher : IDisposable
                     int n = Math.Min(_batchSize, order.Length - start);
                     var batch = MakeBatch(epoch, b, order.AsSpan(start, n));
                     bool accepted;
-                    try { accepted = await _buffer.SendAsync(batch, ct).ConfigureAwait(false); }
+                    try { accepted = _buffer.SendAsync(batch, ct).GetAwaiter().GetResult(); } // waits while the buffer is full
                     catch { batch.Dispose(); throw; }
                     if (!accepted) { batch.Dispose(); return; }
                 }

@@ -172,6 +172,47 @@ public class TrainerTests
     }
 
     [Fact]
+    public void CheckpointDirKeepsOnlyTheLatestAndIgnoresAnInterruptedWrite()
+    {
+        using var dir = new TempDir();
+        using var model = new TinyModel(initSeed: 20);
+        Fit(model, Options(2, dir.Path));
+        Assert.Equal(["epoch-0002"], Directory.GetDirectories(dir.Path).Select(Path.GetFileName));
+        Assert.Equal(["best.bin", "history.parquet", "model.bin", "optimizer.bin", "state.json"],
+            Directory.GetFiles(Path.Combine(dir.Path, "epoch-0002")).Select(Path.GetFileName).Order());
+
+        // What a kill during a checkpoint write leaves behind: a half-written temporary directory.
+        var torn = Directory.CreateDirectory(Path.Combine(dir.Path, ".tmp-0123456789abcdef"));
+        File.WriteAllBytes(Path.Combine(torn.FullName, "model.bin"), [1, 2, 3]);
+
+        // A finished run asked for more epochs continues from where it ended.
+        using var more = new TinyModel(initSeed: 21);
+        var result = Fit(more, Options(3, dir.Path));
+        Assert.Equal(2, result.ResumedFromEpoch);
+        Assert.Equal([1, 2, 3], result.History.Select(h => h.Epoch));
+        Assert.Equal(["epoch-0003"], Directory.GetDirectories(dir.Path).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void NoTensorOutlivesItsEpoch()
+    {
+        using var dir = new TempDir();
+        using var model = new TinyModel(initSeed: 22);
+        var live = new List<long>();
+        Fit(model, RichOptions(5, dir.Path) with { PrefetchBatches = 3 }, onEpoch: _ =>
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            live.Add(Tensor.TotalCount);
+        });
+        Assert.Equal(5, live.Count);
+        // Flat while batches are being prefetched; the last epoch has no next epoch's batches waiting.
+        var message = $"live tensors after each epoch: {string.Join(", ", live)}";
+        Assert.True(live[1] == live[2] && live[2] == live[3], message);
+        Assert.True(live[4] <= live[3], message);
+    }
+
+    [Fact]
     public void CheckpointOfADifferentRunIsRefused()
     {
         using var dir = new TempDir();
