@@ -3,6 +3,7 @@ using Fer.Flow.Cache;
 namespace Fer.Flow.Tests.EndToEnd;
 
 /// <summary>kill -9 in the middle of stages, concurrent runs and damaged caches: a rerun completes and nothing wrong is read.</summary>
+[Collection("EndToEnd")]
 public class FaultInjectionTests
 {
     private static string? LatestLog(TinyFlow flow)

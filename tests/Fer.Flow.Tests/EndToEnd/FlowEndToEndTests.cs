@@ -1,6 +1,7 @@
 namespace Fer.Flow.Tests.EndToEnd;
 
 /// <summary>Whole flows through the CLI code on tiny synthetic data: outputs, cache reuse, resuming, errors.</summary>
+[Collection("EndToEnd")]
 public class FlowEndToEndTests
 {
     [Fact]
