@@ -1,0 +1,43 @@
+using Fer.Core.Data;
+using Fer.Core.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Fer.Core.Ensemble;
+
+/// <summary>Class probabilities of a trained model for a face set, batched and without gradients.</summary>
+public static class Predictor
+{
+    /// <summary>
+    /// Probabilities [N*C] row-major. With <paramref name="flipTta"/> each row is the mean of the softmax of the
+    /// image and of its horizontal mirror (test-time flip). The model runs in eval mode; its mode is restored.
+    /// </summary>
+    public static float[] PredictProbabilities(FerModel model, FaceSet faces, Device device, bool flipTta = true, int batchSize = 256,
+        CancellationToken ct = default)
+    {
+        if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize));
+        int c = model.NumClasses;
+        var result = new float[(long)faces.Count * c];
+        bool wasTraining = model.training;
+        model.eval();
+        try
+        {
+            using var _ = torch.no_grad();
+            for (int start = 0; start < faces.Count; start += batchSize)
+            {
+                ct.ThrowIfCancellationRequested();
+                using var scope = torch.NewDisposeScope();
+                int n = Math.Min(batchSize, faces.Count - start);
+                var x = faces.ImagesTensor(device, start, n);
+                var p = model.call(x).softmax(1);
+                if (flipTta) p = p.add(model.call(x.flip(3)).softmax(1)).div(2);
+                p.to(torch.CPU).data<float>().CopyTo(result.AsSpan(start * c, n * c));
+            }
+        }
+        finally
+        {
+            model.train(wasTraining);
+        }
+        return result;
+    }
+}
