@@ -21,7 +21,7 @@ public class FaultInjectionTests
         using var flow = new TinyFlow();
         using (var fer = new FerProcess(Args(flow, "--set", "train.cnn.epochs=5")))
         {
-            Assert.True(fer.WaitForLog(() => LatestLog(flow), TimeSpan.FromMinutes(4), "\"Epoch\":2", "\"Model\":\"cnn\""),
+            Assert.True(fer.WaitForLog(() => LatestLog(flow), TimeSpan.FromMinutes(4), "\"Epoch\":2", "\"ValidAccuracy\"", "\"Model\":\"cnn\""),
                 "training never reached epoch 2: " + string.Join('\n', fer.Output.TakeLast(15)));
             fer.KillHard();
         }

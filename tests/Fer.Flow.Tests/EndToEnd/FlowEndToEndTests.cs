@@ -33,7 +33,7 @@ public class FlowEndToEndTests
         Assert.True(code == 0, errors);
         Assert.Equal("miss", flow.CacheStatuses()["train"]);
         var epochs = flow.LatestEvents().Where(e => e.TryGetProperty("Epoch", out _)).Select(e => e.GetProperty("Model").GetString()).ToList();
-        Assert.Equal(["dnn"], epochs);
+        Assert.Equal(["dnn"], epochs.Distinct());
         Assert.Contains(flow.LatestEvents(), e => e.GetProperty("@mt").GetString()!.Contains("is cached") && e.GetProperty("Model").GetString() == "cnn");
     }
 

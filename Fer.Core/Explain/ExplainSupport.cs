@@ -1,0 +1,83 @@
+using Fer.Core.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Fer.Core.Explain;
+
+/// <summary>Puts a model into eval mode and gives its previous training mode back on dispose.</summary>
+internal sealed class EvalModeScope : IDisposable
+{
+    private readonly FerModel _model;
+    private readonly bool _wasTraining;
+
+    public EvalModeScope(FerModel model)
+    {
+        _model = model;
+        _wasTraining = model.training;
+        model.eval();
+    }
+
+    public void Dispose() => _model.train(_wasTraining);
+}
+
+internal static class ExplainSupport
+{
+    /// <summary>The device the model's tensors live on (every FerModel has its normalisation buffers).</summary>
+    public static Device ModelDevice(FerModel model) => model.buffers().First().device;
+
+    /// <summary>Checks an image batch is [N, 1, S, S] with S the model's side.</summary>
+    public static (int Count, int Side) CheckImages(FerModel model, Tensor images, string paramName)
+    {
+        if (images.dim() != 4 || images.shape[1] != 1 || images.shape[2] != images.shape[3])
+            throw new ArgumentException($"images must be [N, 1, S, S]; got [{string.Join(", ", images.shape)}]", paramName);
+        if (images.shape[2] != model.InputSide)
+            throw new ArgumentException($"images are {images.shape[2]} px but the model takes {model.InputSide} px", paramName);
+        if (images.shape[0] == 0)
+            throw new ArgumentException("images must hold at least one image", paramName);
+        return ((int)images.shape[0], (int)images.shape[2]);
+    }
+
+    public static void CheckTargets(FerModel model, int[] targets, int count, string paramName)
+    {
+        if (targets.Length != count)
+            throw new ArgumentException($"{targets.Length} target classes for {count} images", paramName);
+        foreach (var t in targets)
+            if (t < 0 || t >= model.NumClasses)
+                throw new ArgumentOutOfRangeException(paramName, $"target class {t} outside 0..{model.NumClasses - 1}");
+    }
+
+    /// <summary>A tensor's values as floats on the host, whatever its dtype and device.</summary>
+    public static float[] ToFloats(Tensor t)
+    {
+        using var scope = torch.NewDisposeScope();
+        return t.detach().to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
+    }
+
+    /// <summary>Rescales each of the <paramref name="count"/> consecutive maps of <paramref name="size"/> values
+    /// to 0..1 (min-max, as keras-vis does); a constant map becomes all zeros.</summary>
+    public static void NormalisePerMap(float[] values, int count, int size)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            var map = values.AsSpan(i * size, size);
+            float min = float.PositiveInfinity, max = float.NegativeInfinity;
+            foreach (var v in map) { if (v < min) min = v; if (v > max) max = v; }
+            float range = max - min;
+            if (!(range > 0) || float.IsInfinity(range)) { map.Clear(); continue; }
+            for (int k = 0; k < map.Length; k++) map[k] = (map[k] - min) / range;
+        }
+    }
+
+    /// <summary>SplitMix64 of a seed and a stream index: independent, reproducible sub-seeds, so a random
+    /// draw can depend only on (seed, index) and not on how work is batched.</summary>
+    public static ulong Mix(long seed, long index, long salt = 0)
+    {
+        ulong z = unchecked((ulong)seed * 0x9E3779B97F4A7C15UL + (ulong)index * 0xBF58476D1CE4E5B9UL + (ulong)salt * 0x94D049BB133111EBUL + 0x632BE59BD9B4E019UL);
+        z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
+        z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
+        return z ^ (z >> 31);
+    }
+
+    /// <summary>An int seed for System.Random derived from (seed, index, salt).</summary>
+    public static int MixToInt(long seed, long index, long salt = 0) => (int)(Mix(seed, index, salt) & 0x7FFFFFFF);
+}
