@@ -117,7 +117,7 @@ public static class ReportBuilder
         foreach (var (name, v) in visualize)
         {
             if (v?["filters"] is JsonObject f)
-                h.Append($"<p>{E(name)}: gradient ascent raised the mean activation of the {F0(f["count"])} filters of <code>{E(S(f["layer"]))}</code> from {F(f["mean_start_activation"])} to {F(f["mean_final_activation"])} ({F(f["seconds"])} s).</p>");
+                h.Append($"<p>{E(name)}: gradient ascent raised the mean activation of the {F0(f["count"])} filters of <code>{E(S(f["layer"]))}</code> from {F(f["mean_start_activation"])} to {F(f["mean_final_activation"])} ({F1(f["seconds"])} s).</p>");
             foreach (var png in Figures(dir, $"visualize_{name}_filters_")) AppendFigure(h, dir, png, $"{name}: filters by gradient ascent");
             foreach (var png in Figures(dir, $"visualize_{name}_outputs_")) AppendFigure(h, dir, png, $"{name}: layer outputs for one image");
         }
@@ -181,7 +181,7 @@ public static class ReportBuilder
         h.Append($"<h3>{E(name)} (<code>{E(S(m["model"]))}</code>)</h3>");
         var summary = Path.Combine(dir, "models", $"{name}.summary.txt");
         if (File.Exists(summary)) h.Append($"<pre class=\"summary\">{E(File.ReadAllText(summary))}</pre>");
-        h.Append($"<p>{E(name)} trained {F0(m["epochs_run"])} epochs in {F(m["training_seconds"])} s ({F0(m["images_per_second"])} images/s); " +
+        h.Append($"<p>{E(name)} trained {F0(m["epochs_run"])} epochs in {F1(m["training_seconds"])} s ({F0(m["images_per_second"])} images/s); " +
                  $"its best validation accuracy, {P(D(m["best_valid_accuracy"]))} (loss {F(m["best_valid_loss"])}), came at epoch {F0(m["best_epoch"])}" +
                  (D(m["best_epoch"]) < D(m["epochs_run"]) ? ", and those weights were kept." : ".") + "</p>");
         AppendFigure(h, dir, $"train_{name}.png", $"{name}: accuracy and loss per epoch, training and validation");
@@ -256,6 +256,7 @@ public static class ReportBuilder
     private static string S(JsonNode? n) => n?.GetValueKind() == System.Text.Json.JsonValueKind.String ? n.GetValue<string>() : n?.ToJsonString() ?? "";
     private static double D(JsonNode? n) => n is null || n.GetValueKind() != System.Text.Json.JsonValueKind.Number ? double.NaN : n.GetValue<double>();
     private static string F(JsonNode? n) => D(n).ToString("0.000", Inv);
+    private static string F1(JsonNode? n) => D(n).ToString("0.0", Inv);
     private static string F0(JsonNode? n) => D(n).ToString("0", Inv);
     private static string P(double v) => double.IsNaN(v) ? "n/a" : v.ToString("0.0%", Inv);
     private static string Opt(JsonNode? n) => n is null ? "-" : P(D(n));

@@ -19,6 +19,7 @@ public class FlowEndToEndTests
         var lines = File.ReadAllLines(Path.Combine(run, "predictions.csv"));
         Assert.Equal("id,label", lines[0]);
         Assert.Equal(63, lines.Length - 1); // 15% of 420 synthetic faces are the test set
+        AssertReport(Path.Combine(run, "report.html"));
 
         (code, errors) = await flow.RunAsync();
         Assert.True(code == 0, errors);
@@ -35,6 +36,25 @@ public class FlowEndToEndTests
         var epochs = flow.LatestEvents().Where(e => e.TryGetProperty("Epoch", out _)).Select(e => e.GetProperty("Model").GetString()).ToList();
         Assert.Equal(["dnn"], epochs.Distinct());
         Assert.Contains(flow.LatestEvents(), e => e.GetProperty("@mt").GetString()!.Contains("is cached") && e.GetProperty("Model").GetString() == "cnn");
+    }
+
+    /// <summary>Every section of the seed report's order is there, every figure is an embedded non-empty PNG, and the text carries the numbers.</summary>
+    private static void AssertReport(string path)
+    {
+        var html = File.ReadAllText(path);
+        foreach (var section in new[] { "cnn", "dnn", "confusion", "saliency", "filters", "ensemble", "leak", "facts" })
+            Assert.Contains($"<section id=\"{section}\">", html);
+        var images = System.Text.RegularExpressions.Regex.Matches(html, "src=\"data:image/png;base64,([^\"]+)\"");
+        Assert.True(images.Count >= 8, $"only {images.Count} figures");
+        foreach (System.Text.RegularExpressions.Match image in images)
+        {
+            var png = Convert.FromBase64String(image.Groups[1].Value);
+            Assert.True(png.Length > 2000);
+            Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], png[..4]);
+        }
+        Assert.Matches("recognises <b>\\w+</b> best \\(recall \\d\\.\\d{3}\\)", html);
+        Assert.Contains("Total params: 4,087,323", html);
+        Assert.Contains("This run split leak-free", html);
     }
 
     [Fact]
