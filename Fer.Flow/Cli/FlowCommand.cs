@@ -48,7 +48,12 @@ public static class FlowCommand
 
         var runId = $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..6]}";
         var runDir = Path.Combine(artifacts, "runs", runId);
-        Directory.CreateDirectory(runDir);
+        try { Directory.CreateDirectory(runDir); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stderr.WriteLine($"error: cannot create the run folder {runDir}: {e.Message} (is the artifacts folder read-only or the disk full?)");
+            return ExitCodes.Failed;
+        }
         var log = RunLog.Create(runDir, runId, flow.Name, request.Console);
         var cache = new StageCache(Path.Combine(artifacts, "cache"));
         var swept = cache.SweepAbandoned();

@@ -169,7 +169,13 @@ public sealed class FlowRunner(RunContext run)
 
     private async Task<StageOutput> ComputeAsync(PlannedStage planned, Outputs upstream, ILogger log)
     {
-        var pending = run.Cache.Begin(planned.Name, planned.Fingerprint);
+        PendingEntry pending;
+        try { pending = run.Cache.Begin(planned.Name, planned.Fingerprint); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"cannot write a cache entry under {Path.Combine(run.Cache.Root, planned.Name)} ({e.Message}); " +
+                                  "is the artifacts folder read-only or the disk full? Earlier cache entries are untouched", e);
+        }
         var clock = Stopwatch.StartNew();
         var context = new StageContext
         {

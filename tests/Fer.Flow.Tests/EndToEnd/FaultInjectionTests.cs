@@ -93,3 +93,41 @@ public class FaultInjectionTests
             Directory.EnumerateDirectories(Path.Combine(flow.Artifacts, "cache", "split")).Select(d => StageManifest.TryRead(d)!.Fingerprint).Single()).Status);
     }
 }
+
+[Collection("EndToEnd")]
+public class ReadOnlyArtifactsTests
+{
+    private static void Attributes(string flag, string path)
+    {
+        var chattr = System.Diagnostics.Process.Start("chattr", [flag, path])!;
+        chattr.WaitForExit();
+        Assert.True(chattr.ExitCode == 0, $"chattr {flag} {path} failed");
+    }
+
+    [Fact]
+    public async Task AnUnwritableCacheGivesAClearErrorAndEarlierEntriesStayIntact()
+    {
+        using var flow = new TinyFlow(extraStages: "");
+        Assert.Equal(0, (await flow.RunAsync()).Code);
+        var cache = new Fer.Flow.Cache.StageCache(Path.Combine(flow.Artifacts, "cache"));
+        var splitDir = Path.Combine(cache.Root, "split");
+        var before = Directory.EnumerateDirectories(splitDir).Single();
+        // Immutable (chattr +i) binds root too, unlike chmod: nothing can be created in split/ any more.
+        Attributes("+i", splitDir);
+        try
+        {
+            var (code, errors) = await flow.RunAsync("--set", "split.valid_fraction=0.3");
+            Assert.Equal(1, code);
+            Assert.Contains("stage split", errors);
+            Assert.Contains("read-only or the disk full", errors);
+        }
+        finally
+        {
+            Attributes("-i", splitDir);
+        }
+        var manifest = Fer.Flow.Cache.StageManifest.TryRead(before)!;
+        Assert.Equal(Fer.Flow.Cache.CacheStatus.Hit, cache.Lookup("split", manifest.Fingerprint).Status);
+        Assert.Equal(0, (await flow.RunAsync()).Code);
+        Assert.All(flow.CacheStatuses().Values, s => Assert.Equal("hit", s));
+    }
+}
