@@ -66,7 +66,7 @@ public static class SyntheticFaces
 
     public static SyntheticFace Render(int seed, long id, int side = 48, double[]? classProportions = null, double noise = 0.06)
     {
-        var rng = new Random(HashCode.Combine(seed, id, 0x5EED));
+        var rng = new Random(StableSeed(seed, id));
         int label = DrawLabel(rng, classProportions);
         var e = Expressions[label];
         double J(double spread) => (rng.NextDouble() * 2 - 1) * spread;
@@ -139,6 +139,18 @@ public static class SyntheticFaces
             }
         }
         return new SyntheticFace(pixels, label, evidence);
+    }
+
+    /// <summary>
+    /// A per-image seed from (seed, id) that is the same in every process (HashCode.Combine is randomised per
+    /// process, which would make the "same" data differ between runs): SplitMix64 finalisation.
+    /// </summary>
+    private static int StableSeed(int seed, long id)
+    {
+        ulong z = unchecked((ulong)seed * 0x9E3779B97F4A7C15UL + (ulong)id + 0x5EEDUL);
+        z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
+        z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
+        return (int)((z ^ (z >> 31)) & 0x7FFFFFFF);
     }
 
     private static int DrawLabel(Random rng, double[]? proportions)
