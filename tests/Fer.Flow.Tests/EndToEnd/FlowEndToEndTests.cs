@@ -77,6 +77,28 @@ public class FlowEndToEndTests
         Assert.Equal("hit", statuses["train"]);
         Assert.False(statuses.ContainsKey("predict"));
         Assert.DoesNotContain(flow.LatestEvents(), e => e.TryGetProperty("Epoch", out _));
+
+        var listing = new StringWriter();
+        Assert.Equal(0, Fer.Flow.Cli.FlowCommand.ListStages(new Fer.Flow.Cli.FlowRequest(flow.Script, flow.Artifacts, ["split.valid_fraction=0.4"]), listing, TextWriter.Null));
+        Assert.Matches(@"ingest\s+[0-9a-f]{16}\s+cached", listing.ToString());
+        Assert.Matches(@"split\s+[0-9a-f]{16}\s+stale", listing.ToString());
+        Assert.Matches(@"train\s+[0-9a-f]{16}\s+stale", listing.ToString());
+    }
+
+    [Fact]
+    public async Task BadFlowInputIsExitCodeTwoWithAClearMessage()
+    {
+        using var flow = new TinyFlow();
+        var (code, errors) = await flow.RunAsync("--from", "training");
+        Assert.Equal(2, code);
+        Assert.Contains("no stage 'training'", errors);
+        (code, errors) = await flow.RunAsync("--set", "epochz=3");
+        Assert.Equal(2, code);
+        Assert.Contains("no parameter 'epochz'", errors);
+        (code, errors) = await flow.RunAsync("--set", "split.valid_fraction=lots");
+        Assert.Equal(2, code);
+        Assert.Contains("expects a number", errors);
+        Assert.False(Directory.Exists(Path.Combine(flow.Artifacts, "cache", "ingest")) && Directory.EnumerateDirectories(Path.Combine(flow.Artifacts, "cache", "ingest")).Any());
     }
 
     [Fact]
