@@ -3,8 +3,8 @@
 #load "Fer.fsx"
 open Fer
 
-let count  = param "count" 4000
-let epochs = param "epochs" 5
+let count  = param "count" 3000
+let epochs = param "epochs" 4
 let seed   = param "seed" 7
 
 flow "quickstart" [
