@@ -67,12 +67,11 @@ public sealed class TrainingBenchmark : IBenchmark
         return self.TotalProcessorTime;
     }
 
-    // The seed CNN (branch "models") replaces this stand-in once merged.
-    private const string ModelLabel = "seed-CNN-shaped stand-in";
+    private const string ModelLabel = "seed-cnn (SeedCnn, the report's CNN)";
     private static FerModel MakeModel()
     {
         torch.manual_seed(42);
-        return new SeedShapedCnn();
+        return new SeedCnn(numClasses: 7, side: 48);
     }
 
     /// <summary>A plain loop over pre-made tensors: forward, loss, backward, step; no statistics, no shuffling.</summary>
@@ -192,49 +191,5 @@ public sealed class TrainingBenchmark : IBenchmark
         var labels = Enumerable.Range(0, count).Select(_ => random.Next(Classes)).ToArray();
         var ids = Enumerable.Range(0, count).Select(i => (long)i).ToArray();
         return new FaceSet(Side, FaceSet.Fer2013Classes, ids, labels, ids, new bool[count], new FaceUsage[count], pixels);
-    }
-
-    /// <summary>The seed report's CNN layer shapes (48x48 input, about 4.1M parameters), for use until SeedCnn is merged.</summary>
-    private sealed class SeedShapedCnn : FerModel
-    {
-        private readonly List<NamedLayer> _layers = [];
-        private readonly ModuleList<nn.Module<Tensor, Tensor>> _modules = new();
-
-        public SeedShapedCnn() : base("seed_shaped_cnn")
-        {
-            void Add(string name, string type, nn.Module<Tensor, Tensor> module) { _layers.Add(new(name, type, module)); _modules.Add(module); }
-            Add("conv2d_1", "Conv2D", nn.Sequential(nn.Conv2d(1, 64, 5), nn.ReLU()));
-            Add("zero_padding2d_1", "ZeroPadding2D", nn.ZeroPad2d(2));
-            Add("max_pooling2d_1", "MaxPooling2D", nn.MaxPool2d(5, 2));
-            Add("zero_padding2d_2", "ZeroPadding2D", nn.ZeroPad2d(1));
-            Add("conv2d_2", "Conv2D", nn.Sequential(nn.Conv2d(64, 64, 3), nn.ReLU()));
-            Add("zero_padding2d_3", "ZeroPadding2D", nn.ZeroPad2d(1));
-            Add("conv2d_3", "Conv2D", nn.Sequential(nn.Conv2d(64, 64, 3), nn.ReLU()));
-            Add("average_pooling2d_1", "AveragePooling2D", nn.AvgPool2d(3, 2));
-            Add("zero_padding2d_4", "ZeroPadding2D", nn.ZeroPad2d(1));
-            Add("dropout_1", "Dropout", nn.Dropout(0.2));
-            Add("conv2d_4", "Conv2D", nn.Sequential(nn.Conv2d(64, 96, 3), nn.ReLU()));
-            Add("zero_padding2d_5", "ZeroPadding2D", nn.ZeroPad2d(1));
-            Add("conv2d_5", "Conv2D", nn.Sequential(nn.Conv2d(96, 128, 3), nn.ReLU()));
-            Add("zero_padding2d_6", "ZeroPadding2D", nn.ZeroPad2d(1));
-            Add("dropout_2", "Dropout", nn.Dropout(0.2));
-            Add("conv2d_6", "Conv2D", nn.Sequential(nn.Conv2d(128, 128, 3), nn.ReLU()));
-            Add("zero_padding2d_7", "ZeroPadding2D", nn.ZeroPad2d(1));
-            Add("average_pooling2d_2", "AveragePooling2D", nn.AvgPool2d(3, 2));
-            Add("dropout_3", "Dropout", nn.Dropout(0.25));
-            Add("flatten_1", "Flatten", nn.Flatten());
-            Add("dense_1", "Dense", nn.Linear(3200, 900));
-            Add("activation_1", "Activation", nn.ReLU());
-            Add("dropout_4", "Dropout", nn.Dropout(0.5));
-            Add("dense_2", "Dense", nn.Linear(900, 900));
-            Add("activation_2", "Activation", nn.ReLU());
-            Add("dropout_5", "Dropout", nn.Dropout(0.5));
-            Add("dense_3", "Dense", nn.Linear(900, Classes));
-            RegisterComponents();
-        }
-
-        public override IReadOnlyList<NamedLayer> Layers => _layers;
-        public override int InputSide => Side;
-        public override int NumClasses => Classes;
     }
 }
