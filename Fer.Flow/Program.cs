@@ -2,6 +2,8 @@ using System.CommandLine;
 using Fer.Flow.Cli;
 using Fer.Flow.Pipeline;
 
+Fer.Core.NativeMemoryTuning.Apply();
+
 var artifactsOption = new Option<string>("--artifacts") { Description = "Artifacts folder (cache and runs)", DefaultValueFactory = _ => "artifacts" };
 var setOption = new Option<string[]>("--set") { Description = "Set a flow parameter or stage setting: name=value, stage.name=value, train.member.name=value", AllowMultipleArgumentsPerToken = false };
 var fromOption = new Option<string?>("--from") { Description = "Recompute this stage and every stage after it" };

@@ -10,5 +10,9 @@ internal static class TestHost
     /// 2-core machine, and two processes with two OpenMP threads each oversubscribe it many times over.
     /// </summary>
     [ModuleInitializer]
-    internal static void LimitTorchThreads() => torch.set_num_threads(1);
+    internal static void LimitTorchThreads()
+    {
+        torch.set_num_threads(1);
+        Fer.Core.NativeMemoryTuning.Apply();
+    }
 }
