@@ -2,7 +2,7 @@ using System.CommandLine;
 using Fer.Flow.Cli;
 using Fer.Flow.Pipeline;
 
-Fer.Core.NativeMemoryTuning.Apply();
+Fer.Core.TorchRuntime.Configure();
 
 var artifactsOption = new Option<string>("--artifacts") { Description = "Artifacts folder (cache and runs)", DefaultValueFactory = _ => "artifacts" };
 var setOption = new Option<string[]>("--set") { Description = "Set a flow parameter or stage setting: name=value, stage.name=value, train.member.name=value", AllowMultipleArgumentsPerToken = false };

@@ -2,7 +2,7 @@ using System.Reflection;
 using Fer.Bench;
 
 // Usage: dotnet run --project tests/Fer.Bench -c Release -- [--quick] [name ...]
-Fer.Core.NativeMemoryTuning.Apply();
+Fer.Core.TorchRuntime.Configure();
 var quick = args.Contains("--quick");
 var names = args.Where(a => !a.StartsWith("--")).ToHashSet(StringComparer.OrdinalIgnoreCase);
 var all = Assembly.GetExecutingAssembly().GetTypes()

@@ -1,18 +1,14 @@
 using System.Runtime.CompilerServices;
-using TorchSharp;
+
+// Tests run one at a time: a libtorch op called while another thread holds the intra-op pool runs single-threaded,
+// and libtorch 2.10's single-threaded batched convolution backward gives wrong input gradients (see TorchRuntime).
+[assembly: CollectionBehavior(DisableTestParallelization = true)]
 
 namespace Fer.Core.Tests;
 
 internal static class TestHost
 {
-    /// <summary>
-    /// One libtorch thread per test process: `dotnet test Fer.sln` runs both test assemblies at once on a
-    /// 2-core machine, and two processes with two OpenMP threads each oversubscribe it many times over.
-    /// </summary>
+    /// <summary>The same libtorch settings as the fer program (at least 2 threads: see TorchRuntime).</summary>
     [ModuleInitializer]
-    internal static void LimitTorchThreads()
-    {
-        torch.set_num_threads(1);
-        Fer.Core.NativeMemoryTuning.Apply();
-    }
+    internal static void ConfigureTorch() => Fer.Core.TorchRuntime.Configure();
 }

@@ -92,7 +92,7 @@ public sealed class ExplanationFiguresTests : IDisposable
         AssertPng(path, 3 * Side * 3, 3 * Side * 2);
     }
 
-    [Fact(Skip = "Open: fails on the explanation helper's TinyCnn (batched vs per-image results differ); see the issue note")]
+    [Fact(Skip = "Open: the layer-output grid is smaller (352x483) than this test expects")]
     public void LayerOutputGridFigureIsWritten()
     {
         using var model = new TinyCnn(Side, numClasses: 7, seed: 53, filters1: 8);

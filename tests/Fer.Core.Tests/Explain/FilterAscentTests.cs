@@ -6,7 +6,7 @@ namespace Fer.Core.Tests.Explain;
 
 public class FilterAscentTests
 {
-    [Theory(Skip = "Open: fails on the explanation helper's TinyCnn (batched vs per-image results differ); see the issue note")]
+    [Theory(Skip = "Open: on the tiny test model some filters end at NaN or barely move")]
     [InlineData("conv2d_1")]
     [InlineData("max_pooling2d_2")]
     [InlineData("dense_1")]
@@ -28,7 +28,7 @@ public class FilterAscentTests
         Assert.All(result.Images, v => Assert.InRange(v, 0f, 1f));
     }
 
-    [Fact(Skip = "Open: fails on the explanation helper's TinyCnn (batched vs per-image results differ); see the issue note")]
+    [Fact(Skip = "Open: batched and serial ascent images diverge (up to 0.34) on the tiny test model")]
     public void BatchedAscentEqualsOneFilterAtATime()
     {
         using var model = new TinyCnn(side: 16, numClasses: 3, seed: 32, filters1: 5, filters2: 6);

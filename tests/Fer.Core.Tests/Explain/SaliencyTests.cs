@@ -82,7 +82,7 @@ public class SaliencyTests
         Assert.Equal(predicted, Saliency.SmoothGrad(model, images, samples: 3).TargetClasses);
     }
 
-    [Fact(Skip = "Open: fails on the explanation helper's TinyCnn (batched vs per-image results differ); see the issue note")]
+    [Fact]
     public void BatchedMapsEqualMapsOfEachImageAlone()
     {
         using var model = new TinyCnn(side: 12, numClasses: 3, seed: 14);
@@ -103,7 +103,7 @@ public class SaliencyTests
         }
     }
 
-    [Fact(Skip = "Open: fails on the explanation helper's TinyCnn (batched vs per-image results differ); see the issue note")]
+    [Fact]
     public void SmoothGradWithoutNoiseIsVanillaAndIsReproducibleWithNoise()
     {
         using var model = new TinyCnn(side: 12, numClasses: 3, seed: 15);

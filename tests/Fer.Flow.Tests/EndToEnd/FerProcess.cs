@@ -12,7 +12,6 @@ public sealed class FerProcess : IDisposable
         var fer = Path.Combine(AppContext.BaseDirectory, "fer.dll");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add(fer);
-        start.Environment["OMP_NUM_THREADS"] = "1"; // the test host trains beside it on 2 cores
         foreach (var a in args) start.ArgumentList.Add(a);
         _process = Process.Start(start) ?? throw new InvalidOperationException("could not start fer");
         _process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (Output) Output.Add(e.Data); };
