@@ -54,8 +54,8 @@ internal static class ExplainSupport
     }
 
     /// <summary>Rescales each of the <paramref name="count"/> consecutive maps of <paramref name="size"/> values
-    /// to 0..1 (min-max, as keras-vis does); a constant map becomes all zeros.</summary>
-    public static void NormalisePerMap(float[] values, int count, int size)
+    /// to 0..1 (min-max, as keras-vis does); a constant map becomes <paramref name="constantValue"/>.</summary>
+    public static void NormalisePerMap(float[] values, int count, int size, float constantValue = 0f)
     {
         for (int i = 0; i < count; i++)
         {
@@ -63,7 +63,7 @@ internal static class ExplainSupport
             float min = float.PositiveInfinity, max = float.NegativeInfinity;
             foreach (var v in map) { if (v < min) min = v; if (v > max) max = v; }
             float range = max - min;
-            if (!(range > 0) || float.IsInfinity(range)) { map.Clear(); continue; }
+            if (!(range > 1e-12f) || float.IsInfinity(range)) { map.Fill(constantValue); continue; }
             for (int k = 0; k < map.Length; k++) map[k] = (map[k] - min) / range;
         }
     }

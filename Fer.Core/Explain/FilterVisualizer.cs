@@ -133,7 +133,7 @@ public static class FilterVisualizer
         var finalActivation = ActivationWithoutGrad(model, layer, image, filterIndex);
 
         var images = ToFloats(image);
-        NormaliseForDisplay(images, count, side * side);
+        NormalisePerMap(images, count, side * side, constantValue: 0.5f); // a constant image shows mid-grey
         return (images, startActivation, finalActivation);
     }
 
@@ -196,20 +196,6 @@ public static class FilterVisualizer
         long radius = kernel.shape[2] / 2;
         var padded = torch.nn.functional.pad(image, [radius, radius, radius, radius], PaddingModes.Reflect);
         return torch.nn.functional.conv2d(padded, kernel);
-    }
-
-    /// <summary>Min-max per image; a constant image becomes mid-grey.</summary>
-    private static void NormaliseForDisplay(float[] images, int count, int pixels)
-    {
-        for (int i = 0; i < count; i++)
-        {
-            var image = images.AsSpan(i * pixels, pixels);
-            float min = float.PositiveInfinity, max = float.NegativeInfinity;
-            foreach (var v in image) { if (v < min) min = v; if (v > max) max = v; }
-            float range = max - min;
-            if (!(range > 1e-12f)) { image.Fill(0.5f); continue; }
-            for (int k = 0; k < image.Length; k++) image[k] = (image[k] - min) / range;
-        }
     }
 
     private static ScalarType ModelDtype(FerModel model) => model.buffers().First().dtype;
