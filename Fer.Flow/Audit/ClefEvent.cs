@@ -23,15 +23,18 @@ public sealed class ClefEvent
     public double? Number(string name) =>
         Raw.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
 
-    /// <summary>The message with its properties filled in, as Serilog would render it.</summary>
+    /// <summary>Renders messages as the console log does: strings literal (no quotes), structures as JSON.</summary>
+    private static readonly Serilog.Formatting.Display.MessageTemplateTextFormatter MessageFormatter =
+        new("{Message:lj}", CultureInfo.InvariantCulture);
+
+    /// <summary>The message with its properties filled in, as the run's console log showed it.</summary>
     public string Render()
     {
-        var template = Parser.Parse(Template);
-        var properties = new Dictionary<string, LogEventPropertyValue>();
-        foreach (var p in Raw.EnumerateObject())
-            if (!p.Name.StartsWith('@')) properties[p.Name] = ToValue(p.Value);
+        var properties = Raw.EnumerateObject().Where(p => !p.Name.StartsWith('@'))
+            .Select(p => new LogEventProperty(p.Name, ToValue(p.Value)));
+        var logEvent = new LogEvent(Timestamp, Level, null, Parser.Parse(Template), properties);
         using var writer = new StringWriter(CultureInfo.InvariantCulture);
-        template.Render(properties, writer, CultureInfo.InvariantCulture);
+        MessageFormatter.Format(logEvent, writer);
         return writer.ToString();
     }
 

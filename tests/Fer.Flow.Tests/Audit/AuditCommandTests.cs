@@ -49,7 +49,7 @@ public class AuditCommandTests
         Assert.Equal(0, AuditCommands.ShowLogs(new AuditCommands.LogQuery(dir.Path, "latest", "train", null, null, false, false), output, TextWriter.Null));
         var lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(5, lines.Length);
-        Assert.Contains("[train] Epoch 2 of \"cnn\": valid accuracy 0.5000", output.ToString());
+        Assert.Contains("[train] Epoch 2 of cnn: valid accuracy 0.5000", output.ToString());
 
         output = new StringWriter();
         AuditCommands.ShowLogs(new AuditCommands.LogQuery(dir.Path, "2026", null, "warning", null, false, false), output, TextWriter.Null);
