@@ -26,10 +26,10 @@ public static class ConfusionMatrixFigure
         using var surface = SKSurface.Create(new SKImageInfo(width, height));
         var canvas = surface.Canvas;
         canvas.Clear(SKColors.White);
-        using var titleFont = Font(22, bold: true);
-        using var labelFont = Font(16);
-        using var valueFont = Font(19, bold: true);
-        using var countFont = Font(12);
+        using var titleFont = FigureFonts.Make(22, bold: true);
+        using var labelFont = FigureFonts.Make(16);
+        using var valueFont = FigureFonts.Make(19, bold: true);
+        using var countFont = FigureFonts.Make(12);
         using var ink = new SKPaint { Color = new SKColor(30, 30, 30), IsAntialias = true };
         using var fill = new SKPaint { IsAntialias = false };
 
@@ -72,7 +72,7 @@ public static class ConfusionMatrixFigure
             canvas.DrawLine(barLeft + bar, y, barLeft + bar + 5, y, frame);
             canvas.DrawText(tick.ToString("0.00", CultureInfo.InvariantCulture), barLeft + bar + 8, y + 5, SKTextAlign.Left, countFont, ink);
         }
-        Save(surface, path);
+        PlotStyle.SavePng(surface, path);
     }
 
     public static void SaveCsv(string path, ClassificationReport report)
@@ -105,28 +105,5 @@ public static class ConfusionMatrixFigure
             return new SKColor((byte)(ca.Red + (cb.Red - ca.Red) * t), (byte)(ca.Green + (cb.Green - ca.Green) * t), (byte)(ca.Blue + (cb.Blue - ca.Blue) * t));
         }
         return Blues[^1].Color;
-    }
-
-    private static SKFont Font(float size, bool bold = false)
-    {
-        var style = bold ? SKFontStyle.Bold : SKFontStyle.Normal;
-        foreach (var family in new[] { "DejaVu Sans", "Liberation Sans", "Arial", "Noto Sans" })
-        {
-            var typeface = SKTypeface.FromFamilyName(family, style);
-            if (typeface is not null && string.Equals(typeface.FamilyName, family, StringComparison.OrdinalIgnoreCase))
-                return new SKFont(typeface, size);
-        }
-        return new SKFont(SKTypeface.Default, size);
-    }
-
-    private static void Save(SKSurface surface, string path)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        var tmp = path + $".{Guid.NewGuid():N}.tmp";
-        using (var image = surface.Snapshot())
-        using (var data = image.Encode(SKEncodedImageFormat.Png, 100))
-        using (var stream = File.Create(tmp))
-            data.SaveTo(stream);
-        File.Move(tmp, path, overwrite: true);
     }
 }

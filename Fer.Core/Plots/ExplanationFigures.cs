@@ -57,9 +57,9 @@ public static class ExplanationFigures
 
         using var canvasOwner = new FigureCanvas(width, height);
         var canvas = canvasOwner.Canvas;
-        using var title = Fonts.Make(TitleSize, bold: true);
-        using var label = Fonts.Make(LabelSize);
-        using var tick = Fonts.Make(TickSize);
+        using var title = FigureFonts.Make(TitleSize, bold: true);
+        using var label = FigureFonts.Make(LabelSize);
+        using var tick = FigureFonts.Make(TickSize);
 
         double keepFraction = masking.KeepFraction;
         Text(canvas, $"{saliency.Method} saliency: which pixels raise the explained class's score", Margin, Margin + TitleSize, title, Ink);
@@ -120,9 +120,9 @@ public static class ExplanationFigures
 
         using var canvasOwner = new FigureCanvas(width, height);
         var canvas = canvasOwner.Canvas;
-        using var titleFont = Fonts.Make(TitleSize, bold: true);
-        using var label = Fonts.Make(LabelSize);
-        using var small = Fonts.Make(TickSize);
+        using var titleFont = FigureFonts.Make(TitleSize, bold: true);
+        using var label = FigureFonts.Make(LabelSize);
+        using var small = FigureFonts.Make(TickSize);
         TextFitted(canvas, title, Margin, Margin + TitleSize, width - 2 * Margin, titleFont, Ink);
         TextFitted(canvas, $"gradient ascent from grey noise, {result.Steps} steps; each image rescaled to its own range; " +
                            "label: filter index and mean activation at the end (at the start)",
@@ -159,9 +159,9 @@ public static class ExplanationFigures
 
         using var canvasOwner = new FigureCanvas(figureWidth, figureHeight);
         var canvas = canvasOwner.Canvas;
-        using var titleFont = Fonts.Make(TitleSize, bold: true);
-        using var label = Fonts.Make(LabelSize);
-        using var small = Fonts.Make(TickSize);
+        using var titleFont = FigureFonts.Make(TitleSize, bold: true);
+        using var label = FigureFonts.Make(LabelSize);
+        using var small = FigureFonts.Make(TickSize);
         TextFitted(canvas, title, Margin, Margin + TitleSize, figureWidth - 2 * Margin, titleFont, Ink);
         TextFitted(canvas, $"{channels} channels of {height}x{width}; gray_r: darker = stronger, each channel scaled to its own range",
             Margin, Margin + TitleSize + 24, figureWidth - 2 * Margin, small, Muted);
@@ -277,47 +277,9 @@ public static class ExplanationFigures
 
         public SKCanvas Canvas => _surface.Canvas;
 
-        public void SavePng(string path)
-        {
-            var directory = Path.GetDirectoryName(Path.GetFullPath(path));
-            if (!string.IsNullOrEmpty(directory)) Directory.CreateDirectory(directory);
-            string temporary = path + ".tmp-" + Guid.NewGuid().ToString("N");
-            try
-            {
-                using (var image = _surface.Snapshot())
-                using (var data = image.Encode(SKEncodedImageFormat.Png, 100))
-                using (var stream = File.Create(temporary))
-                    data.SaveTo(stream);
-                File.Move(temporary, path, true);
-            }
-            finally
-            {
-                if (File.Exists(temporary)) File.Delete(temporary);
-            }
-        }
+        public void SavePng(string path) => PlotStyle.SavePng(_surface, path);
 
         public void Dispose() => _surface.Dispose();
     }
 
-    /// <summary>A sans typeface that exists on the machine: DejaVu/Liberation/Arial/Helvetica, else Skia's default.</summary>
-    private static class Fonts
-    {
-        private static readonly Lazy<SKTypeface> Regular = new(() => Find(SKFontStyle.Normal));
-        private static readonly Lazy<SKTypeface> Bold = new(() => Find(SKFontStyle.Bold));
-
-        public static SKFont Make(float size, bool bold = false) => new((bold ? Bold : Regular).Value, size);
-
-        private static SKTypeface Find(SKFontStyle style)
-        {
-            foreach (var family in new[] { "DejaVu Sans", "Liberation Sans", "Arial", "Helvetica", "Noto Sans" })
-            {
-                var typeface = SKTypeface.FromFamilyName(family, style);
-                if (typeface is not null && typeface.GlyphCount > 0 &&
-                    string.Equals(typeface.FamilyName, family, StringComparison.OrdinalIgnoreCase))
-                    return typeface;
-                typeface?.Dispose();
-            }
-            return SKTypeface.Default;
-        }
-    }
 }

@@ -1,4 +1,5 @@
 using ScottPlot;
+using SkiaSharp;
 
 namespace Fer.Core.Plots;
 
@@ -34,4 +35,13 @@ public static class PlotStyle
             if (File.Exists(tmp)) File.Delete(tmp);
         }
     }
+
+    /// <summary>Encodes a SkiaSharp figure as PNG, through <see cref="SaveAtomically"/>.</summary>
+    public static void SavePng(SKSurface surface, string pngPath) => SaveAtomically(pngPath, tmp =>
+    {
+        using var image = surface.Snapshot();
+        using var data = image.Encode(SKEncodedImageFormat.Png, 100);
+        using var stream = File.Create(tmp);
+        data.SaveTo(stream);
+    });
 }

@@ -120,34 +120,12 @@ public sealed class FlowRunner(RunContext run)
         log.Information("Stage {Stage} started ({Action}), fingerprint {Fingerprint}", planned.Name, action.ToString().ToLowerInvariant(), Hashing.Short(planned.Fingerprint));
         try
         {
-            StageOutput output;
-            if (planned.Stage.Volatile)
-            {
-                output = await ComputeVolatileAsync(planned, upstream, log);
-                Publish(output);
-                TryDeleteDir(output.Dir);
-                log.Information("Stage {Stage} finished in {Seconds:0.00} s: cache {CacheStatus}, fingerprint {Fingerprint}, rows {Rows}",
-                    planned.Name, clock.Elapsed.TotalSeconds, "volatile", Hashing.Short(planned.Fingerprint), StageParameter.Pairs(output.Manifest.Rows));
-                lock (run.Completed) run.Completed.Add(new StageReport(planned.Name, planned.Fingerprint, "volatile", clock.Elapsed.TotalSeconds, output.Manifest.Rows));
-                return new Outputs(upstream) { [planned.Name] = output };
-            }
-            var lookup = run.Cache.Lookup(planned.Name, planned.Fingerprint);
-            if (lookup.Status == CacheStatus.Corrupt)
-            {
-                log.Warning("Cache entry {Dir} of stage {Stage} is damaged ({Problem}); it will be recomputed", lookup.Dir, planned.Name, lookup.Problem);
-                run.Cache.Evict(planned.Name, planned.Fingerprint);
-            }
-            if (action == StageAction.LoadOnly && lookup.Status != CacheStatus.Hit)
-                throw new MissingUpstreamException(
-                    $"stage {planned.Name} has no cached output for fingerprint {Hashing.Short(planned.Fingerprint)} ({(lookup.Problem ?? lookup.Status.ToString().ToLowerInvariant())}); " +
-                    $"make it first with: fer run {Path.GetFileName(run.Flow.ScriptPath ?? run.Flow.Name)} (same --set values), or use --from {planned.Name}");
-            if (action != StageAction.Force && lookup.Status == CacheStatus.Hit)
-                output = new StageOutput(planned.Name, planned.Fingerprint, lookup.Dir, lookup.Manifest!, CacheHit: true);
-            else
-                output = await ComputeAsync(planned, upstream, log);
-
+            var output = planned.Stage.Volatile
+                ? await ComputeVolatileAsync(planned, upstream, log)
+                : await ReuseOrComputeAsync(planned, action, upstream, log);
             Publish(output);
-            var status = output.CacheHit ? "hit" : "miss";
+            if (planned.Stage.Volatile) TryDeleteDir(output.Dir);
+            var status = planned.Stage.Volatile ? "volatile" : output.CacheHit ? "hit" : "miss";
             log.Information("Stage {Stage} finished in {Seconds:0.00} s: cache {CacheStatus}, fingerprint {Fingerprint}, rows {Rows}",
                 planned.Name, clock.Elapsed.TotalSeconds, status, Hashing.Short(planned.Fingerprint), StageParameter.Pairs(output.Manifest.Rows));
             lock (run.Completed) run.Completed.Add(new StageReport(planned.Name, planned.Fingerprint, status, clock.Elapsed.TotalSeconds, output.Manifest.Rows));
@@ -165,6 +143,24 @@ public sealed class FlowRunner(RunContext run)
                 planned.Name, clock.Elapsed.TotalSeconds, StageParameter.Pairs(parameters), ex.Message);
             throw new StageFailedException(planned.Name, ex);
         }
+    }
+
+    /// <summary>The cached entry when it is valid and may be used, else a fresh computation.</summary>
+    private async Task<StageOutput> ReuseOrComputeAsync(PlannedStage planned, StageAction action, Outputs upstream, ILogger log)
+    {
+        var lookup = run.Cache.Lookup(planned.Name, planned.Fingerprint);
+        if (lookup.Status == CacheStatus.Corrupt)
+        {
+            log.Warning("Cache entry {Dir} of stage {Stage} is damaged ({Problem}); it will be recomputed", lookup.Dir, planned.Name, lookup.Problem);
+            run.Cache.Evict(planned.Name, planned.Fingerprint);
+        }
+        if (action == StageAction.LoadOnly && lookup.Status != CacheStatus.Hit)
+            throw new MissingUpstreamException(
+                $"stage {planned.Name} has no cached output for fingerprint {Hashing.Short(planned.Fingerprint)} ({(lookup.Problem ?? lookup.Status.ToString().ToLowerInvariant())}); " +
+                $"make it first with: fer run {Path.GetFileName(run.Flow.ScriptPath ?? run.Flow.Name)} (same --set values), or use --from {planned.Name}");
+        return action != StageAction.Force && lookup.Status == CacheStatus.Hit
+            ? new StageOutput(planned.Name, planned.Fingerprint, lookup.Dir, lookup.Manifest!, CacheHit: true)
+            : await ComputeAsync(planned, upstream, log);
     }
 
     private async Task<StageOutput> ComputeAsync(PlannedStage planned, Outputs upstream, ILogger log)
