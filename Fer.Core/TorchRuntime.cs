@@ -5,10 +5,13 @@ namespace Fer.Core;
 /// <summary>
 /// Process-wide settings Fer needs from libtorch, applied once at start-up (the CLI, the benchmarks, the test hosts).
 ///
-/// Threads: libtorch 2.10 on CPU computes WRONG input gradients for batched convolutions when it runs with a single
-/// intra-op thread (measured: the gradient of image 0 of a batch of 2 through one conv+ReLU summed to 53.4, against
-/// 119.7 alone and 119.3 by finite differences; with 2 threads all three agree). Saliency, Grad-CAM and filter
-/// ascent differentiate with respect to the input, so Fer never lets libtorch run with fewer than 2 threads.
+/// Input gradients: the oneDNN (v3.7.1) convolutions in libtorch 2.10's CPU build compute WRONG input gradients
+/// (backward_data) for some batched shapes, e.g. 6 images of 16x16 through a 1->6 or 4->8 3x3 convolution: against a
+/// float64 reference they were wrong in 10 of 10 trials with one intra-op thread and in 1-3 of 10 with two (more when
+/// two threads call libtorch at once). The forward pass was right in every trial, and so were libtorch's native
+/// (non-oneDNN) kernels, in every mode. Explanations differentiate with respect to the input, so they run inside
+/// <see cref="NativeCpuConvolutions"/>; training, whose first convolution never needs an input gradient, keeps the
+/// faster oneDNN kernels. Two threads at least are kept too (it made the fault rarer before the scope existed).
 ///
 /// Memory: glibc malloc settings for tensor work. libtorch frees and re-allocates activations of tens of megabytes every
 /// step; above glibc's mmap threshold each one is a fresh mmap whose pages all fault in again, which made a
@@ -20,9 +23,24 @@ public static class TorchRuntime
 {
     private const int M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3;
     private static int _applied;
+    private static readonly Lock NativeScopeLock = new();
+    private static int _nativeScopes;
+    private static bool _oneDnnWasEnabled;
 
     [DllImport("libc", EntryPoint = "mallopt")]
     private static extern int MallOpt(int parameter, int value);
+
+    // at::globalContext() and at::Context::{set}userEnabledMkldnn, exported by libtorch_cpu with C++ names.
+    // TorchSharp binds no switch for oneDNN; these are plain functions (the member ones take `this` first).
+    [DllImport("torch_cpu", EntryPoint = "_ZN2at13globalContextEv")]
+    private static extern IntPtr GlobalContext();
+
+    [DllImport("torch_cpu", EntryPoint = "_ZN2at7Context20setUserEnabledMkldnnEb")]
+    private static extern void SetUserEnabledOneDnn(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool enabled);
+
+    [DllImport("torch_cpu", EntryPoint = "_ZNK2at7Context17userEnabledMkldnnEv")]
+    [return: MarshalAs(UnmanagedType.U1)]
+    private static extern bool UserEnabledOneDnn(IntPtr context);
 
     /// <summary>Applies the settings once per process.</summary>
     public static void Configure()
@@ -30,6 +48,49 @@ public static class TorchRuntime
         if (Interlocked.Exchange(ref _applied, 1) == 1) return;
         if (TorchSharp.torch.get_num_threads() < 2) TorchSharp.torch.set_num_threads(2);
         TuneMalloc();
+    }
+
+    /// <summary>Whether libtorch currently routes CPU convolutions to oneDNN; null where the switch cannot be read.</summary>
+    public static bool? OneDnnEnabled
+    {
+        get
+        {
+            try { return UserEnabledOneDnn(GlobalContext()); }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return null; }
+        }
+    }
+
+    /// <summary>
+    /// While the returned scope is open, CPU convolutions use libtorch's native kernels instead of oneDNN, whose
+    /// input gradients are wrong for some shapes (see the class remarks). Scopes nest and may overlap across threads:
+    /// oneDNN comes back when the last one closes. The switch is process-wide, so a convolution on another thread
+    /// meanwhile is slower, never wrong. Where libtorch lacks the switch the scope does nothing.
+    /// </summary>
+    public static IDisposable NativeCpuConvolutions()
+    {
+        lock (NativeScopeLock)
+        {
+            if (_nativeScopes++ == 0)
+            {
+                _oneDnnWasEnabled = OneDnnEnabled ?? false;
+                if (_oneDnnWasEnabled) SetUserEnabledOneDnn(GlobalContext(), false);
+            }
+        }
+        return new NativeConvolutionScope();
+    }
+
+    private sealed class NativeConvolutionScope : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
+            lock (NativeScopeLock)
+            {
+                if (--_nativeScopes == 0 && _oneDnnWasEnabled) SetUserEnabledOneDnn(GlobalContext(), true);
+            }
+        }
     }
 
     /// <summary>Returns whether the malloc settings took effect.</summary>

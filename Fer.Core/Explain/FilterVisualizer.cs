@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Fer.Core.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -13,14 +14,16 @@ namespace Fer.Core.Explain;
 /// before the forward pass, a decay of the image towards the model's input mean by the factor (1 - L2Decay), a
 /// Gaussian blur of <see cref="BlurSigma"/> px every <see cref="BlurEvery"/> steps (0 turns it off), and optionally
 /// a total-variation penalty in the objective. Images are kept in 0..1, the range the model was trained on.
+/// <see cref="SelectedChannelsOnly"/> lets the batched ascent compute, at the layer's last convolution or dense
+/// layer, only the filter each image is optimised for (see <see cref="SelectedChannels"/>); the images are the same.
 /// </summary>
 public sealed record FilterAscentOptions(int Steps = 200, double LearningRate = 0.05, double L2Decay = 1e-4,
     int JitterPixels = 2, double BlurSigma = 0.5, int BlurEvery = 4, double TotalVariation = 0.0, long Seed = 0,
-    int? MaxFilters = null);
+    int? MaxFilters = null, bool SelectedChannelsOnly = true);
 
 /// <summary>
-/// The images that maximise each filter of a layer. <see cref="Images"/> holds F images of Side*Side values, each
-/// min-max rescaled to 0..1 for display. Activations are the objective (mean activation of the filter's channel, or
+/// The images that maximise each filter of a layer. <see cref="Images"/> holds F images of Side*Side values in 0..1,
+/// each contrast-stretched for display between its 1st and 99th percentiles. Activations are the objective (mean activation of the filter's channel, or
 /// the unit's value for a dense layer) at the start noise and at the final image, both without jitter.
 /// </summary>
 public sealed record FilterAscentResult(string Layer, float[] Images, float[] StartActivation, float[] FinalActivation,
@@ -30,6 +33,9 @@ public sealed record FilterAscentResult(string Layer, float[] Images, float[] St
 
     /// <summary>The number of ascent steps run (the seed report's "# Ascent Epoch").</summary>
     public int Steps { get; init; }
+
+    /// <summary>Whether each image's own filter alone was computed at the layer's last convolution or dense layer.</summary>
+    public bool SelectedChannelsOnly { get; init; }
 
     public ReadOnlySpan<float> Image(int filter) => Images.AsSpan(filter * Side * Side, Side * Side);
 }
@@ -47,25 +53,35 @@ public static class FilterVisualizer
     public static FilterAscentResult Ascend(FerModel model, string layer, FilterAscentOptions options, torch.Device device)
     {
         var watch = Stopwatch.StartNew();
+        using var exactGradients = TorchRuntime.NativeCpuConvolutions(); // oneDNN's input gradients: see TorchRuntime
+        using var eval = new EvalModeScope(model);
         int filters = FilterCount(model, layer, options, device, requested: null);
-        var (images, start, final) = Optimise(model, layer, Enumerable.Range(0, filters).ToArray(), options, device);
+        var selected = options.SelectedChannelsOnly ? SelectedObjective(model, layer, filters, device) : null;
+        var (images, start, final) = Optimise(model, selected ?? FullObjective(model, layer),
+            Enumerable.Range(0, filters).ToArray(), options, device);
         return new FilterAscentResult(layer, images, start, final, model.InputSide, watch.Elapsed.TotalSeconds)
-        { Steps = options.Steps };
+        { Steps = options.Steps, SelectedChannelsOnly = selected is not null };
     }
 
-    /// <summary>The same procedure one filter at a time, for the first <paramref name="filterCount"/> filters (all by default).</summary>
+    /// <summary>
+    /// The same procedure one filter at a time, for the first <paramref name="filterCount"/> filters (all by default),
+    /// each through the whole layer as the model computes it: the reference the batched ascent is tested against.
+    /// </summary>
     public static FilterAscentResult AscendOneByOne(FerModel model, string layer, FilterAscentOptions options,
         torch.Device device, int? filterCount = null)
     {
         var watch = Stopwatch.StartNew();
+        using var exactGradients = TorchRuntime.NativeCpuConvolutions();
+        using var eval = new EvalModeScope(model);
         int filters = FilterCount(model, layer, options, device, filterCount);
+        var objective = FullObjective(model, layer);
         int pixels = model.InputSide * model.InputSide;
         var images = new float[filters * pixels];
         var start = new float[filters];
         var final = new float[filters];
         for (int f = 0; f < filters; f++)
         {
-            var (image, startOne, finalOne) = Optimise(model, layer, [f], options, device);
+            var (image, startOne, finalOne) = Optimise(model, objective, [f], options, device);
             image.CopyTo(images, f * pixels);
             start[f] = startOne[0];
             final[f] = finalOne[0];
@@ -83,7 +99,6 @@ public static class FilterVisualizer
         if (modelDevice.type != device.type)
             throw new ArgumentException($"the model is on {modelDevice} but the ascent was asked to run on {device}", nameof(device));
         using var scope = torch.NewDisposeScope();
-        using var eval = new EvalModeScope(model);
         using var noGrad = torch.no_grad();
         var probe = torch.zeros([1, 1, model.InputSide, model.InputSide], dtype: ModelDtype(model), device: device);
         var output = model.ForwardTo(layer, probe);
@@ -94,10 +109,52 @@ public static class FilterVisualizer
         return Math.Min(channels, Math.Min(options.MaxFilters ?? channels, requested ?? channels));
     }
 
-    private static (float[] Images, float[] Start, float[] Final) Optimise(FerModel model, string layer, int[] filters,
+    /// <summary>The objective of each image n of a batch: the mean activation of filter filters[n] of the layer.</summary>
+    private delegate Tensor Objective(Tensor images, Tensor filters);
+
+    /// <summary>Through the whole layer: every filter's output is computed and image n's own is picked.</summary>
+    private static Objective FullObjective(FerModel model, string layer) =>
+        (images, filters) => PickChannel(model.ForwardTo(layer, images), filters);
+
+    /// <summary>
+    /// Only image n's own filter at the last layer that mixes channels (a convolution or dense layer), then the
+    /// channel-wise layers after it up to <paramref name="layer"/>. Null when that layer is not selectable, or when a
+    /// check on two probe images disagrees with <see cref="FullObjective"/> (then the full computation is used).
+    /// </summary>
+    private static Objective? SelectedObjective(FerModel model, string layer, int filters, Device device)
+    {
+        int last = model.LayerIndex(layer), mixer = last;
+        while (mixer >= 0 && SelectedChannels.IsChannelWise(model.Layers[mixer].Module)) mixer--;
+        if (mixer < 0 || SelectedChannels.For(model.Layers[mixer].Module) is not { } select) return null;
+        Objective objective = (images, channels) =>
+        {
+            var y = select(model.ForwardFirst(mixer, images), channels);
+            for (int i = mixer + 1; i <= last; i++) y = model.Layers[i].Module.call(y);
+            return y.dim() == 2 ? y.squeeze(1) : y.mean([1, 2, 3]);
+        };
+
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var probe = torch.rand([2, 1, model.InputSide, model.InputSide], generator: new torch.Generator(7, torch.CPU))
+            .to(ModelDtype(model)).to(device);
+        var channels = torch.tensor(new long[] { 0, filters - 1 }, device: device);
+        try
+        {
+            var expected = FullObjective(model, layer)(probe, channels);
+            var actual = objective(probe, channels);
+            double tolerance = 1e-4 * Math.Max(1.0, expected.abs().max().item<float>());
+            return actual.shape.SequenceEqual(expected.shape) && (actual - expected).abs().max().item<float>() <= tolerance
+                ? objective : null;
+        }
+        catch (Exception e) when (e is ArgumentException or ExternalException)
+        {
+            return null;
+        }
+    }
+
+    private static (float[] Images, float[] Start, float[] Final) Optimise(FerModel model, Objective objectiveOf, int[] filters,
         FilterAscentOptions options, Device device)
     {
-        using var eval = new EvalModeScope(model);
         using var outer = torch.NewDisposeScope();
         int side = model.InputSide, count = filters.Length;
         var dtype = ModelDtype(model);
@@ -107,7 +164,8 @@ public static class FilterVisualizer
             ? GaussianKernel(options.BlurSigma, dtype, device) : null;
 
         var image = StartImages(filters, side, options.Seed).to(dtype).to(device);
-        var startActivation = ActivationWithoutGrad(model, layer, image, filterIndex);
+        image = RestartDeadImages(objectiveOf, image, filters, filterIndex, options.Seed);
+        var startActivation = ActivationWithoutGrad(objectiveOf, image, filterIndex);
         for (int step = 0; step < options.Steps; step++)
         {
             using var scope = torch.NewDisposeScope();
@@ -117,7 +175,7 @@ public static class FilterVisualizer
                 var leaf = image.detach().requires_grad_(true);
                 var (dy, dx) = Jitter(options.Seed, step, options.JitterPixels);
                 var shifted = dy == 0 && dx == 0 ? leaf : leaf.roll([dy, dx], [2, 3]);
-                var objective = Objective(model.ForwardTo(layer, shifted), filterIndex).sum();
+                var objective = objectiveOf(shifted, filterIndex).sum();
                 if (options.TotalVariation > 0)
                     objective = objective - TotalVariation(leaf).sum() * options.TotalVariation;
                 gradient = torch.autograd.grad([objective], [leaf])[0];
@@ -130,11 +188,61 @@ public static class FilterVisualizer
             image.Dispose();
             image = next;
         }
-        var finalActivation = ActivationWithoutGrad(model, layer, image, filterIndex);
+        var finalActivation = ActivationWithoutGrad(objectiveOf, image, filterIndex);
 
         var images = ToFloats(image);
-        NormalisePerMap(images, count, side * side, constantValue: 0.5f); // a constant image shows mid-grey
+        StretchContrast(images, count, side * side);
         return (images, startActivation, finalActivation);
+    }
+
+    /// <summary>
+    /// Display contrast per image: values between the image's 1st and 99th percentiles are stretched to 0..1 (clipping
+    /// the rest), so a few extreme pixels cannot turn the rest into one flat grey as min-max scaling would. An image
+    /// (nearly) flat between those percentiles keeps its own 0..1 values, so a white optimum shows white.
+    /// </summary>
+    private static void StretchContrast(float[] images, int count, int size)
+    {
+        var sorted = new float[size];
+        for (int i = 0; i < count; i++)
+        {
+            var image = images.AsSpan(i * size, size);
+            image.CopyTo(sorted);
+            Array.Sort(sorted);
+            float low = sorted[(int)(0.01 * (size - 1))], high = sorted[(int)Math.Ceiling(0.99 * (size - 1))];
+            if (!(high - low > 1e-3f)) continue;
+            for (int k = 0; k < size; k++) image[k] = Math.Clamp((image[k] - low) / (high - low), 0f, 1f);
+        }
+    }
+
+    private const int MaxRestarts = 8;
+
+    /// <summary>
+    /// A filter behind a ReLU that no pixel of its start image excites has a zero gradient and would never move (a
+    /// "dead" start). Such images are redrawn as uniform 0..1 noise, from (seed, filter, attempt) alone, up to
+    /// <see cref="MaxRestarts"/> times; a filter still dead after that stays mid-grey with activation 0.
+    /// </summary>
+    private static Tensor RestartDeadImages(Objective objectiveOf, Tensor image, int[] filters, Tensor filterIndex, long seed)
+    {
+        for (int attempt = 1; attempt <= MaxRestarts; attempt++)
+        {
+            bool[] dead;
+            using (var scope = torch.NewDisposeScope())
+            using (torch.enable_grad())
+            {
+                var leaf = image.detach().requires_grad_(true);
+                var gradient = torch.autograd.grad([objectiveOf(leaf, filterIndex).sum()], [leaf])[0];
+                dead = gradient.abs().amax([1, 2, 3]).eq(0).cpu().data<bool>().ToArray();
+            }
+            if (!dead.Contains(true)) break;
+            for (int b = 0; b < filters.Length; b++)
+            {
+                if (!dead[b]) continue;
+                var generator = new torch.Generator(Mix(seed, filters[b], salt: 2 + attempt), torch.CPU);
+                using var redrawn = torch.rand([1, image.shape[1], image.shape[2], image.shape[3]], generator: generator);
+                image[b].copy_(redrawn[0]);
+            }
+        }
+        return image;
     }
 
     /// <summary>Mid-grey plus uniform noise of +-0.1, drawn from a generator seeded by (seed, filter) alone.</summary>
@@ -159,18 +267,18 @@ public static class FilterVisualizer
     /// <summary>Per image b: the mean of channel filters[b] of a conv output, or unit filters[b] of a dense output.</summary>
     /// <remarks>The spatial mean is taken first and the channel picked from [N, C] with a plain [N, 1] index: gathering
     /// from [N, C, h, w] with an expanded (stride-0) index has a racy, non-deterministic backward on the CPU.</remarks>
-    private static Tensor Objective(Tensor activation, Tensor filterIndex)
+    private static Tensor PickChannel(Tensor activation, Tensor filterIndex)
     {
         long n = activation.shape[0];
         var perChannel = activation.dim() == 2 ? activation : activation.mean([2, 3]);
         return perChannel.gather(1, filterIndex.view(n, 1)).squeeze(1);
     }
 
-    private static float[] ActivationWithoutGrad(FerModel model, string layer, Tensor image, Tensor filterIndex)
+    private static float[] ActivationWithoutGrad(Objective objectiveOf, Tensor image, Tensor filterIndex)
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        return ToFloats(Objective(model.ForwardTo(layer, image), filterIndex));
+        return ToFloats(objectiveOf(image, filterIndex));
     }
 
     /// <summary>Mean absolute difference between neighbours, per image.</summary>

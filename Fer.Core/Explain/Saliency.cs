@@ -114,17 +114,10 @@ public static class Saliency
         var (count, side) = CheckImages(model, images, nameof(images));
         model.LayerIndex(layer); // an unknown name fails here, listing the valid ones
         if (targetClasses is not null) CheckTargets(model, targetClasses, count, nameof(targetClasses));
-        if (ModelDevice(model).type == DeviceType.CPU && count > 1)
-        {
-            // One image per backward pass on CPU: see InputGradient.
-            var parts = Enumerable.Range(0, count)
-                .Select(i => GradCam(model, images.narrow(0, i, 1), layer, targetClasses is null ? null : [targetClasses[i]])).ToList();
-            return new SaliencyResult(parts.SelectMany(p => p.Maps).ToArray(), parts.Select(p => p.TargetClasses[0]).ToArray(), side)
-                { Method = parts[0].Method };
-        }
         using var eval = new EvalModeScope(model);
         using var scope = torch.NewDisposeScope();
         using var gradMode = torch.enable_grad();
+        using var exactGradients = TorchRuntime.NativeCpuConvolutions();
         var device = ModelDevice(model);
         // The input requires grad so the captured activation does even when the parameters are frozen.
         var input = images.detach().to(device).requires_grad_(true);
@@ -167,21 +160,8 @@ public static class Saliency
     private static (Tensor Gradient, int[] Targets) InputGradient(FerModel model, Tensor images, int[]? targetClasses)
     {
         using var gradMode = torch.enable_grad();
+        using var exactGradients = TorchRuntime.NativeCpuConvolutions(); // oneDNN's input gradients: see TorchRuntime
         var device = ModelDevice(model);
-        if (device.type == DeviceType.CPU && images.shape[0] > 1)
-        {
-            // libtorch 2.10's CPU backward of batched convolutions gave wrong input gradients here, intermittently
-            // (see TorchRuntime); one image per backward pass matches finite differences.
-            var gradients = new List<Tensor>();
-            var targetsPerImage = new List<int>();
-            for (int i = 0; i < images.shape[0]; i++)
-            {
-                var (g, t) = InputGradient(model, images.narrow(0, i, 1), targetClasses is null ? null : [targetClasses[i]]);
-                gradients.Add(g);
-                targetsPerImage.Add(t[0]);
-            }
-            return (torch.cat(gradients, 0), targetsPerImage.ToArray());
-        }
         var input = images.detach().to(device).requires_grad_(true);
         var logits = model.call(input);
         int[] targets = targetClasses ?? ArgMax(logits);

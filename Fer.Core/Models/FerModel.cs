@@ -65,11 +65,15 @@ public abstract class FerModel : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>Normalises the 0..1 input, runs the layers up to and including <paramref name="layer"/> and returns that layer's output.</summary>
-    public Tensor ForwardTo(string layer, Tensor input)
+    public Tensor ForwardTo(string layer, Tensor input) => ForwardFirst(LayerIndex(layer) + 1, input);
+
+    /// <summary>Normalises the 0..1 input and runs the first <paramref name="count"/> layers (0: the normalised input).</summary>
+    public Tensor ForwardFirst(int count, Tensor input)
     {
-        int last = LayerIndex(layer);
+        if (count < 0 || count > Layers.Count)
+            throw new ArgumentOutOfRangeException(nameof(count), $"count must be in 0..{Layers.Count}");
         var x = Normalize(input);
-        for (int i = 0; i <= last; i++) x = Layers[i].Module.call(x);
+        for (int i = 0; i < count; i++) x = Layers[i].Module.call(x);
         return x;
     }
 

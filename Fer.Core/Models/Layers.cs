@@ -9,7 +9,7 @@ namespace Fer.Core.Models;
 /// </summary>
 public sealed class Conv2dRelu : nn.Module<Tensor, Tensor>
 {
-    private readonly nn.Module<Tensor, Tensor> conv;
+    private readonly TorchSharp.Modules.Conv2d conv;
 
     public Conv2dRelu(long inChannels, long outChannels, long kernel, long padding = 0) : base("Conv2dRelu")
     {
@@ -17,19 +17,25 @@ public sealed class Conv2dRelu : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>The convolution before the ReLU.</summary>
+    public TorchSharp.Modules.Conv2d Convolution => conv;
+
     public override Tensor forward(Tensor x) => nn.functional.relu(conv.call(x));
 }
 
 /// <summary>Flatten then dense, as one layer: the seed DNN's table starts at dense_1 on the flattened image.</summary>
 public sealed class FlattenDense : nn.Module<Tensor, Tensor>
 {
-    private readonly nn.Module<Tensor, Tensor> dense;
+    private readonly TorchSharp.Modules.Linear dense;
 
     public FlattenDense(long inFeatures, long outFeatures) : base("FlattenDense")
     {
         dense = nn.Linear(inFeatures, outFeatures);
         RegisterComponents();
     }
+
+    /// <summary>The dense layer after the flatten.</summary>
+    public TorchSharp.Modules.Linear Dense => dense;
 
     public override Tensor forward(Tensor x) => dense.call(x.flatten(1));
 }

@@ -115,23 +115,25 @@ public static class ExplanationFigures
         const int gap = 12;
         int labelHeight = (int)(LabelSize * 1.4) + 4;
         int headerHeight = (int)(TitleSize * 1.4) + 26;
-        int width = 2 * Margin + columns * cell + (columns - 1) * gap;
+        using var titleFont = FigureFonts.Make(TitleSize, bold: true);
+        int width = WideEnoughFor(title, titleFont, 2 * Margin + columns * cell + (columns - 1) * gap);
         int height = 2 * Margin + headerHeight + rows * (cell + labelHeight) + (rows - 1) * gap;
 
         using var canvasOwner = new FigureCanvas(width, height);
         var canvas = canvasOwner.Canvas;
-        using var titleFont = FigureFonts.Make(TitleSize, bold: true);
         using var label = FigureFonts.Make(LabelSize);
         using var small = FigureFonts.Make(TickSize);
         TextFitted(canvas, title, Margin, Margin + TitleSize, width - 2 * Margin, titleFont, Ink);
-        TextFitted(canvas, $"gradient ascent from grey noise, {result.Steps} steps; each image rescaled to its own range; " +
-                           "label: filter index and mean activation at the end (at the start)",
+        TextFitted(canvas, $"gradient ascent from grey noise, {result.Steps} steps; contrast stretched per image (1st-99th percentile); " +
+                           "label: filter, mean activation at the end (at the start)",
             Margin, Margin + TitleSize + 24, width - 2 * Margin, small, Muted);
         for (int f = 0; f < count; f++)
         {
             int left = Margin + f % columns * (cell + gap);
             int top = Margin + headerHeight + f / columns * (cell + labelHeight + gap);
             DrawMap(canvas, result.Image(f), side, left, top, scale, ColorMaps.Gray);
+            using (var frame = new SKPaint { Color = new SKColor(200, 200, 200), Style = SKPaintStyle.Stroke, StrokeWidth = 1 })
+                canvas.DrawRect(left - 0.5f, top - 0.5f, cell + 1, cell + 1, frame); // a white optimum stays visible
             TextFitted(canvas, $"#{f}  {Format(result.FinalActivation[f])} ({Format(result.StartActivation[f])})",
                 left, top + cell + LabelSize + 2, cell, label, Ink);
         }
@@ -154,12 +156,12 @@ public static class ExplanationFigures
         const int gap = 12;
         int labelHeight = (int)(LabelSize * 1.4) + 4;
         int headerHeight = (int)(TitleSize * 1.4) + 26;
-        int figureWidth = 2 * Margin + columns * labelWidth + (columns - 1) * gap;
+        using var titleFont = FigureFonts.Make(TitleSize, bold: true);
+        int figureWidth = WideEnoughFor(title, titleFont, 2 * Margin + columns * labelWidth + (columns - 1) * gap);
         int figureHeight = 2 * Margin + headerHeight + rows * (cellHeight + labelHeight) + (rows - 1) * gap;
 
         using var canvasOwner = new FigureCanvas(figureWidth, figureHeight);
         var canvas = canvasOwner.Canvas;
-        using var titleFont = FigureFonts.Make(TitleSize, bold: true);
         using var label = FigureFonts.Make(LabelSize);
         using var small = FigureFonts.Make(TickSize);
         TextFitted(canvas, title, Margin, Margin + TitleSize, figureWidth - 2 * Margin, titleFont, Ink);
@@ -251,6 +253,10 @@ public static class ExplanationFigures
     }
 
     /// <summary>Draws text shrunk (never below 70% of its size) and then ellipsised to fit the width.</summary>
+    /// <summary>A figure width that shows the whole title (grids of few cells are narrower than their titles).</summary>
+    private static int WideEnoughFor(string title, SKFont titleFont, int contentWidth) =>
+        Math.Max(contentWidth, (int)Math.Ceiling(titleFont.MeasureText(title)) + 2 * Margin);
+
     private static void TextFitted(SKCanvas canvas, string text, float x, float baseline, float maxWidth, SKFont font, SKColor colour)
     {
         float size = font.Size;

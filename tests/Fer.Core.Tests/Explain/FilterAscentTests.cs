@@ -6,29 +6,53 @@ namespace Fer.Core.Tests.Explain;
 
 public class FilterAscentTests
 {
-    [Theory(Skip = "Open: on the tiny test model some filters end at NaN or barely move")]
-    [InlineData("conv2d_1")]
-    [InlineData("max_pooling2d_2")]
-    [InlineData("dense_1")]
-    public void AscentRaisesEveryFilterFarAboveItsStart(string layer)
+    /// <summary>
+    /// "Far above its start" measured against what the filter does on images: with the regularisers off, each
+    /// filter's ascent image excites it more than the best of 256 uniform-noise images, and more than its start image
+    /// by at least the spread (standard deviation) of its activation over those noise images. With the default
+    /// regularisers (which trade activation for smoother images) every filter still rises by that spread.
+    /// Near-dead filters (no noise image excites them to 1 % of the layer's best) are exempt: a random tiny model has
+    /// some, with activations around 1e-4, that a ReLU's zero gradient leaves in a local optimum.
+    /// </summary>
+    [Theory]
+    [InlineData("conv2d_1", false)]
+    [InlineData("max_pooling2d_2", false)]
+    [InlineData("dense_1", false)]
+    [InlineData("conv2d_1", true)]
+    [InlineData("max_pooling2d_2", true)]
+    [InlineData("dense_1", true)]
+    public void AscentRaisesEveryFilterFarAboveItsStart(string layer, bool regularised)
     {
         using var model = new TinyCnn(side: 16, numClasses: 3, seed: 31, filters1: 6, filters2: 8);
-        var options = new FilterAscentOptions(Steps: 60, Seed: 1);
+        var options = regularised
+            ? new FilterAscentOptions(Steps: 60, Seed: 1)
+            : new FilterAscentOptions(Steps: 60, Seed: 1, L2Decay: 0, JitterPixels: 0, BlurSigma: 0);
         var result = FilterVisualizer.Ascend(model, layer, options, torch.CPU);
 
         Assert.Equal(layer, result.Layer);
         Assert.Equal(16, result.Side);
         Assert.Equal(result.Count * 256, result.Images.Length);
-        for (int f = 0; f < result.Count; f++)
+        Assert.True(result.SelectedChannelsOnly);
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        model.eval();
+        var noise = torch.rand([256, 1, 16, 16], generator: new torch.Generator(5, torch.CPU));
+        var output = model.ForwardTo(layer, noise);
+        var perFilter = output.dim() == 4 ? output.mean([2, 3]) : output;
+        var best = perFilter.amax([0]).data<float>().ToArray();
+        var spread = perFilter.std([0]).data<float>().ToArray();
+        var live = Enumerable.Range(0, result.Count).Where(f => best[f] >= 0.01f * best.Max()).ToList();
+        Assert.True(live.Count >= result.Count / 2, $"only {live.Count} of {result.Count} filters of {layer} respond to noise");
+        foreach (int f in live)
         {
             float start = result.StartActivation[f], final = result.FinalActivation[f];
-            Assert.True(final > start + 0.5f && final > 2 * Math.Abs(start),
-                $"{layer} filter {f}: start {start}, final {final}");
+            Assert.True((regularised || final > best[f]) && final > start + spread[f],
+                $"{layer} filter {f}: start {start}, final {final}, best of 256 noise images {best[f]}, spread {spread[f]}");
         }
         Assert.All(result.Images, v => Assert.InRange(v, 0f, 1f));
     }
 
-    [Fact(Skip = "Open: batched and serial ascent images diverge (up to 0.34) on the tiny test model")]
+    [Fact]
     public void BatchedAscentEqualsOneFilterAtATime()
     {
         using var model = new TinyCnn(side: 16, numClasses: 3, seed: 32, filters1: 5, filters2: 6);
