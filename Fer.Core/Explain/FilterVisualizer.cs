@@ -42,9 +42,12 @@ public sealed record FilterAscentResult(string Layer, float[] Images, float[] St
 
 /// <summary>
 /// Activation maximisation for every filter of a layer (the seed report's section 5). <see cref="Ascend"/> optimises
-/// all filters as one batch, one forward and one backward per step; <see cref="AscendOneByOne"/> runs the same
-/// procedure filter by filter. Every random draw depends only on (seed, filter index, step) and the objective of
-/// image f depends only on image f (eval mode), so both give the same images up to float rounding.
+/// all filters as one batch, one forward and one backward per step, and (by default) computes at the layer's last
+/// convolution or dense layer only the filter each image is optimised for; <see cref="AscendOneByOne"/> runs the same
+/// procedure filter by filter through the whole layer. Every random draw depends only on (seed, filter index, step or
+/// attempt) and the objective of image f depends only on image f (eval mode), so both give the same images up to
+/// float rounding (over hundreds of steps, rounding can flip a max-pool's choice, so single pixels may then differ).
+/// Gradients are taken with libtorch's native CPU convolutions (see <see cref="TorchRuntime"/>).
 /// </summary>
 public static class FilterVisualizer
 {

@@ -51,6 +51,7 @@ public sealed class SeedCnn : FerModel
         dense_3 = nn.Linear(900, numClasses);
         activation_3 = nn.Identity();
         RegisterComponents();
+        KerasInitialization.Apply(this);
 
         _layers =
         [

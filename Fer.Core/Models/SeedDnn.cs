@@ -32,6 +32,7 @@ public sealed class SeedDnn : FerModel
         dense_7 = nn.Linear(Widths[5], numClasses);
         activation_7 = nn.Identity(); // the report's softmax; the loss applies it to the logits
         RegisterComponents();
+        KerasInitialization.Apply(this);
         _layers =
         [
             new("dense_1", "Dense", dense_1), new("activation_1", "Activation", activation_1), new("dropout_1", "Dropout", dropout_1),

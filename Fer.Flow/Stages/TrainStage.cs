@@ -25,7 +25,7 @@ public sealed class TrainStage : IStage
     private const string MemberKind = "train-member";
 
     public string Name => "train";
-    public int CodeVersion => 1;
+    public int CodeVersion => 2; // 2: seed models start from Keras (glorot) initialisation
     public IReadOnlyList<string> Upstream => ["split"];
 
     public IReadOnlyList<StageParameter> Parameters { get; } =

@@ -17,7 +17,7 @@ namespace Fer.Flow.Stages;
 public sealed class VisualizeStage : IStage
 {
     public string Name => "visualize";
-    public int CodeVersion => 1;
+    public int CodeVersion => 2; // 2: filter contrast by percentiles, per-method seconds
     public IReadOnlyList<string> Upstream => ["split", "train"];
     public IReadOnlyList<StageParameter> Parameters { get; } =
     [
@@ -64,6 +64,13 @@ public sealed class VisualizeStage : IStage
             var x = images.ImagesTensor(device);
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var memberMetrics = new Dictionary<string, object>();
+            var seconds = new Dictionary<string, double>();
+            double lapStart = 0;
+            void Lap(string method)
+            {
+                seconds[method] = clock.Elapsed.TotalSeconds - lapStart;
+                lapStart = clock.Elapsed.TotalSeconds;
+            }
 
             var saliency = Saliency.Vanilla(model, x);
             var masking = SaliencyMasking.MaskTop(model, x, saliency, s.Float("keep_fraction"));
@@ -71,6 +78,7 @@ public sealed class VisualizeStage : IStage
             memberMetrics["masking"] = new { keep_fraction = s.Float("keep_fraction"), kept_prediction_top = masking.KeptPredictionRate, kept_prediction_random = random.KeptPredictionRate };
             await ParquetTensorStore.WriteTensorAsync(ctx.OutputPath($"saliency/{member.Name}.parquet"), saliency.Maps, [images.Count, valid.Side, valid.Side],
                 new Dictionary<string, string> { ["ids"] = string.Join(",", images.Ids), ["method"] = "vanilla" }, ctx.CancellationToken);
+            Lap("saliency");
 
             SaliencyResult? gradCam = null;
             var camLayer = s.String("gradcam_layer");
@@ -78,6 +86,7 @@ public sealed class VisualizeStage : IStage
             {
                 if (layerNames.Contains(camLayer)) gradCam = Saliency.GradCam(model, x, camLayer);
                 else ctx.Log.Information("Member {Model} has no layer {Layer}: no Grad-CAM", member.Name, camLayer);
+                Lap("gradcam");
             }
             if (methods.Contains("saliency"))
                 ExplanationFigures.SaveSaliencyRows(ctx.OutputPath($"publish/figures/visualize_{member.Name}_saliency.png"),
@@ -89,6 +98,7 @@ public sealed class VisualizeStage : IStage
                 ExplanationFigures.SaveSaliencyRows(ctx.OutputPath($"publish/figures/visualize_{member.Name}_smoothgrad.png"),
                     Pixels(images), valid.Side, titles, smooth, smoothMasking, gradCam, classes);
                 memberMetrics["smoothgrad_kept_prediction_top"] = smoothMasking.KeptPredictionRate;
+                Lap("smoothgrad");
             }
             var filterLayer = s.String("filter_layer");
             if (methods.Contains("filters"))
@@ -103,11 +113,14 @@ public sealed class VisualizeStage : IStage
                     {
                         layer = filterLayer, count = ascent.FinalActivation.Length, seconds = ascent.Seconds,
                         mean_start_activation = ascent.StartActivation.Average(), mean_final_activation = ascent.FinalActivation.Average(),
+                        selected_channels_only = ascent.SelectedChannelsOnly,
                     };
-                    ctx.Log.Information("Gradient ascent on {Filters} filters of {Layer} of {Model}: {Steps} steps in {Seconds:0.0} s, mean activation {Start:0.000} -> {Final:0.000}",
-                        ascent.FinalActivation.Length, filterLayer, member.Name, s.Int("ascent_steps"), ascent.Seconds, ascent.StartActivation.Average(), ascent.FinalActivation.Average());
+                    ctx.Log.Information("Gradient ascent on {Filters} filters of {Layer} of {Model}: {Steps} steps in {Seconds:0.0} s, mean activation {Start:0.000} -> {Final:0.000}, own filter only {SelectedChannelsOnly}",
+                        ascent.FinalActivation.Length, filterLayer, member.Name, s.Int("ascent_steps"), ascent.Seconds, ascent.StartActivation.Average(),
+                        ascent.FinalActivation.Average(), ascent.SelectedChannelsOnly);
                 }
                 else ctx.Log.Information("Member {Model} has no layer {Layer}: no filter visualisation", member.Name, filterLayer);
+                Lap("filters");
             }
             var outputLayer = s.String("output_layer");
             if (methods.Contains("outputs"))
@@ -120,9 +133,12 @@ public sealed class VisualizeStage : IStage
                         $"Output of layer {outputLayer} (Given image {images.Ids[0]}), {member.Name}");
                 }
                 else ctx.Log.Information("Member {Model} has no layer {Layer}: no layer outputs", member.Name, outputLayer);
+                Lap("outputs");
             }
-            ctx.Log.Information("Explained member {Model} on {Images} images in {Seconds:0.0} s; masking keeps the prediction for {KeptTop:P0} of images (random masks: {KeptRandom:P0})",
-                member.Name, images.Count, clock.Elapsed.TotalSeconds, masking.KeptPredictionRate, random.KeptPredictionRate);
+            memberMetrics["seconds"] = seconds;
+            ctx.Log.Information("Explained member {Model} on {Images} images in {Seconds:0.0} s ({@MethodSeconds}); masking keeps the prediction for {KeptTop:P0} of images (random masks: {KeptRandom:P0})",
+                member.Name, images.Count, clock.Elapsed.TotalSeconds, seconds.ToDictionary(p => p.Key, p => Math.Round(p.Value, 2)),
+                masking.KeptPredictionRate, random.KeptPredictionRate);
             metrics[member.Name] = memberMetrics;
         }
         ctx.Rows["images"] = images.Count;

@@ -4,7 +4,7 @@ namespace Fer.Flow.Tests;
 
 internal static class TestHost
 {
-    /// <summary>The same libtorch settings as the fer program (at least 2 threads: see TorchRuntime).</summary>
+    /// <summary>The same libtorch settings as the fer program (see TorchRuntime).</summary>
     [ModuleInitializer]
     internal static void ConfigureTorch() => Fer.Core.TorchRuntime.Configure();
 }

@@ -111,18 +111,25 @@ public class EvidenceMaskTests : IClassFixture<EvidenceMaskTests.TrainedCnn>
         Assert.True(untrained < trained - 0.5, $"untrained ratio {untrained:0.00} vs trained {trained:0.00}");
     }
 
+    /// <summary>
+    /// Grad-CAM at max_pooling2d_1 (a 24x24 map upsampled to 48x48) puts at least twice the area share in the
+    /// evidence region; an untrained net's does not. At the deeper conv2d_2 the map spills past the thin feature
+    /// strokes more (measured 1.77 trained, 1.04 untrained), so that layer is only required to beat the untrained net.
+    /// </summary>
     [Fact]
     public void GradCamOfATrainedCnnConcentratesOnTheExpression()
     {
         using var scope = torch.NewDisposeScope();
         var x = _fixture.Valid.ImagesTensor();
-        double trained = EvidenceRatio(Saliency.GradCam(_fixture.Model, x, "conv2d_2"), _fixture.Evidence);
-        double untrained = EvidenceRatio(Saliency.GradCam(_fixture.Untrained, x, "conv2d_2"), _fixture.Evidence);
-        output.WriteLine($"Grad-CAM evidence ratio: trained {trained:0.00}, untrained {untrained:0.00}");
-        // Grad-CAM at conv2d_2 is a 24x24 map upsampled to 48x48, so it spills past the thin feature strokes:
-        // measured 1.30 against 0.99 untrained.
-        Assert.True(trained >= 1.2, $"trained Grad-CAM ratio {trained:0.00}");
-        Assert.True(trained > untrained, $"untrained {untrained:0.00} vs trained {trained:0.00}");
+        double trained = EvidenceRatio(Saliency.GradCam(_fixture.Model, x, "max_pooling2d_1"), _fixture.Evidence);
+        double untrained = EvidenceRatio(Saliency.GradCam(_fixture.Untrained, x, "max_pooling2d_1"), _fixture.Evidence);
+        double deepTrained = EvidenceRatio(Saliency.GradCam(_fixture.Model, x, "conv2d_2"), _fixture.Evidence);
+        double deepUntrained = EvidenceRatio(Saliency.GradCam(_fixture.Untrained, x, "conv2d_2"), _fixture.Evidence);
+        output.WriteLine($"Grad-CAM evidence ratio at max_pooling2d_1: trained {trained:0.00}, untrained {untrained:0.00}; " +
+                         $"at conv2d_2: trained {deepTrained:0.00}, untrained {deepUntrained:0.00}");
+        Assert.True(trained >= 2.0, $"trained Grad-CAM ratio {trained:0.00}");
+        Assert.True(untrained < trained - 0.5, $"untrained {untrained:0.00} vs trained {trained:0.00}");
+        Assert.True(deepTrained > deepUntrained, $"conv2d_2: untrained {deepUntrained:0.00} vs trained {deepTrained:0.00}");
     }
 
     [Fact]
