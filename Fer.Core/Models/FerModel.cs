@@ -92,4 +92,13 @@ public abstract class FerModel : nn.Module<Tensor, Tensor>
     }
 
     public long ParameterCount() => parameters().Sum(p => p.numel());
+
+    /// <summary>
+    /// Draws every convolution and dense weight afresh from a generator seeded with <paramref name="seed"/> alone
+    /// (on the CPU, then copied to the model's device), so a model's starting point depends on its seed and on
+    /// nothing that used torch's global generator before. The default is libtorch's own scheme; the seed models use
+    /// Keras' (see <see cref="KerasInitialization"/>).
+    /// </summary>
+    public virtual void Initialize(long seed) =>
+        KerasInitialization.ApplyTorchDefault(this, new torch.Generator((ulong)seed, torch.CPU));
 }

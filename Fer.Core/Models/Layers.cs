@@ -66,20 +66,46 @@ internal sealed class KerasNames
 /// </summary>
 public static class KerasInitialization
 {
-    public static void Apply(nn.Module model)
+    /// <summary>Initialises every convolution and dense layer; draws from <paramref name="generator"/> when given,
+    /// else from torch's global generator.</summary>
+    public static void Apply(nn.Module model, torch.Generator? generator = null)
     {
         using var noGrad = torch.no_grad();
+        foreach (var (weight, bias) in WeightLayers(model))
+        {
+            long receptive = weight.dim() > 2 ? weight.shape.Skip(2).Aggregate(1L, (a, b) => a * b) : 1;
+            double limit = Math.Sqrt(6.0 / ((weight.shape[1] + weight.shape[0]) * receptive));
+            using var values = torch.rand(weight.shape, dtype: weight.dtype, generator: generator).mul_(2 * limit).sub_(limit);
+            weight.copy_(values);
+            bias?.zero_();
+        }
+    }
+
+    /// <summary>libtorch's own scheme for convolutions and dense layers (uniform +-1/sqrt(fan_in) for weights and
+    /// biases), drawn from <paramref name="generator"/>.</summary>
+    public static void ApplyTorchDefault(nn.Module model, torch.Generator generator)
+    {
+        using var noGrad = torch.no_grad();
+        foreach (var (weight, bias) in WeightLayers(model))
+        {
+            double bound = 1.0 / Math.Sqrt(weight.numel() / weight.shape[0]);
+            using var values = torch.rand(weight.shape, dtype: weight.dtype, generator: generator).mul_(2 * bound).sub_(bound);
+            weight.copy_(values);
+            if (bias is null) continue;
+            using var biasValues = torch.rand(bias.shape, dtype: bias.dtype, generator: generator).mul_(2 * bound).sub_(bound);
+            bias.copy_(biasValues);
+        }
+    }
+
+    private static IEnumerable<(Tensor Weight, Tensor? Bias)> WeightLayers(nn.Module model)
+    {
         foreach (var (_, module) in model.named_modules())
         {
-            var (weight, bias) = module switch
+            switch (module)
             {
-                TorchSharp.Modules.Conv2d conv => (conv.weight, conv.bias),
-                TorchSharp.Modules.Linear dense => (dense.weight, dense.bias),
-                _ => (null, null),
-            };
-            if (weight is null) continue;
-            nn.init.xavier_uniform_(weight);
-            bias?.zero_();
+                case TorchSharp.Modules.Conv2d conv: yield return (conv.weight, conv.bias); break;
+                case TorchSharp.Modules.Linear dense: yield return (dense.weight, dense.bias); break;
+            }
         }
     }
 }

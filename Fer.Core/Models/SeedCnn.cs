@@ -72,6 +72,10 @@ public sealed class SeedCnn : FerModel
     }
 
     public override IReadOnlyList<NamedLayer> Layers => _layers;
+
+    /// <summary>Keras' glorot_uniform and zero biases, as the report's model had, from a generator seeded with <paramref name="seed"/>.</summary>
+    public override void Initialize(long seed) =>
+        KerasInitialization.Apply(this, new torch.Generator((ulong)seed, torch.CPU));
     public override int InputSide { get; }
     public override int NumClasses { get; }
 

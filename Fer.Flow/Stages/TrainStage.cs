@@ -25,7 +25,7 @@ public sealed class TrainStage : IStage
     private const string MemberKind = "train-member";
 
     public string Name => "train";
-    public int CodeVersion => 2; // 2: seed models start from Keras (glorot) initialisation
+    public int CodeVersion => 3; // 2: Keras (glorot) start for the seed models; 3: starting weights from the member seed
     public IReadOnlyList<string> Upstream => ["split"];
 
     public IReadOnlyList<StageParameter> Parameters { get; } =
@@ -158,6 +158,8 @@ public sealed class TrainStage : IStage
     {
         var cache = ctx.Run.Cache;
         var model = ModelRegistry.Create(spec.Model, train.ClassNames.Count, train.Side, hyper);
+        // Starting weights from the member's seed alone: the same member starts the same in every run and process.
+        model.Initialize(s.Int("seed"));
         model.to(ctx.Run.Device);
         // The checkpoint folder outlives a killed process (it is not the pending entry), so a rerun resumes.
         var checkpoints = Path.Combine(cache.Root, MemberKind, $".checkpoint-{Hashing.Short(fingerprint)}");

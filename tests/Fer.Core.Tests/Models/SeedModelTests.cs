@@ -186,4 +186,42 @@ public class SeedModelTests
         using var custom = (SeedCnn)ModelRegistry.Create("seed-cnn", hyper: new Dictionary<string, string> { ["conv_dropout"] = "0.1" });
         Assert.Equal(4_087_323, custom.ParameterCount());
     }
+
+    [Theory]
+    [InlineData("seed-cnn")]
+    [InlineData("seed-dnn")]
+    [InlineData("vgg-bn")]
+    public void InitializeDependsOnTheSeedAloneNotOnTheGlobalGenerator(string name)
+    {
+        var hyper = name == "vgg-bn" ? new Dictionary<string, string> { ["width"] = "0.25" } : null;
+        using var a = ModelRegistry.Create(name, hyper: hyper);
+        using var b = ModelRegistry.Create(name, hyper: hyper);
+        using var c = ModelRegistry.Create(name, hyper: hyper);
+        torch.manual_seed(1);
+        a.Initialize(42);
+        torch.manual_seed(2);
+        using (torch.no_grad()) torch.rand(1000); // whatever used the global generator in between
+        b.Initialize(42);
+        c.Initialize(43);
+        var pa = a.parameters().ToList(); var pb = b.parameters().ToList(); var pc = c.parameters().ToList();
+        Assert.All(pa.Zip(pb), p => Assert.True(p.First.equal(p.Second).all().item<bool>()));
+        Assert.Contains(pa.Zip(pc), p => !p.First.equal(p.Second).all().item<bool>());
+    }
+
+    /// <summary>Keras' glorot_uniform: |w| within sqrt(6 / (fan_in + fan_out)), spread close to limit / sqrt(3); zero biases.</summary>
+    [Fact]
+    public void SeedModelsStartFromKerasGlorotUniform()
+    {
+        using var model = new SeedCnn();
+        model.Initialize(5);
+        foreach (var (name, p) in model.named_parameters())
+        {
+            if (name.EndsWith("bias")) { Assert.Equal(0.0, p.abs().max().item<float>()); continue; }
+            long receptive = p.dim() > 2 ? p.shape[2] * p.shape[3] : 1;
+            double limit = Math.Sqrt(6.0 / ((p.shape[0] + p.shape[1]) * receptive));
+            Assert.True(p.abs().max().item<float>() <= limit * 1.0001, $"{name}: max {p.abs().max().item<float>()} > {limit}");
+            double std = p.std().item<float>();
+            Assert.InRange(std, limit / Math.Sqrt(3) * 0.9, limit / Math.Sqrt(3) * 1.1);
+        }
+    }
 }

@@ -38,6 +38,29 @@ public class FlowEndToEndTests
         Assert.Contains(flow.LatestEvents(), e => e.GetProperty("@mt").GetString()!.Contains("is cached") && e.GetProperty("Model").GetString() == "cnn");
     }
 
+    /// <summary>
+    /// Determinism: the same flow and seed in a fresh artifacts folder, in the same process after a first run has used
+    /// torch's global generator, trains to the same numbers (starting weights come from the member seed alone).
+    /// </summary>
+    [Fact]
+    public async Task TheSameFlowAndSeedInAFreshFolderGiveTheSameNumbers()
+    {
+        var numbers = new List<string>();
+        for (int run = 0; run < 2; run++)
+        {
+            using var flow = new TinyFlow();
+            var (code, errors) = await flow.RunAsync();
+            Assert.True(code == 0, errors);
+            using var metrics = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(flow.LatestRunDir(), "metrics.json")));
+            var models = metrics.RootElement.GetProperty("models");
+            numbers.Add(string.Join("; ", new[] { "cnn", "dnn" }.Select(m =>
+                $"{m} loss {models.GetProperty(m).GetProperty("best_valid_loss").GetDouble():R} " +
+                $"test {models.GetProperty(m).GetProperty("test_accuracy").GetDouble():R}")) +
+                $"; ensemble {metrics.RootElement.GetProperty("ensemble").GetProperty("valid_nll").GetDouble():R}");
+        }
+        Assert.Equal(numbers[0], numbers[1]);
+    }
+
     /// <summary>Every section of the seed report's order is there, every figure is an embedded non-empty PNG, and the text carries the numbers.</summary>
     private static void AssertReport(string path)
     {
