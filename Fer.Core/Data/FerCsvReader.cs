@@ -1,3 +1,5 @@
+using System.IO.MemoryMappedFiles;
+using System.Runtime.CompilerServices;
 using System.Threading.Tasks.Dataflow;
 
 namespace Fer.Core.Data;
@@ -18,7 +20,9 @@ public sealed record FerCsvReadResult(string Path, FerCsvFormat Format, FaceSet 
 /// Reads FER2013 CSV files: Kaggle's fer2013.csv (emotion,pixels,Usage) and the course's train.csv
 /// (label,feature) and test.csv (id,feature), detected by header. Tolerates CRLF, a UTF-8 BOM, a missing final
 /// newline, quoted fields and trailing blank lines. Strict by default: the first bad row stops the read with
-/// the file, line and problem; OnBadRow.Skip skips bad rows and returns them.
+/// the file, line and problem (the lowest bad line, whatever the parallelism); OnBadRow.Skip skips bad rows and
+/// returns them. The image size comes from the first well-formed data row. Ids: the id column of test.csv, else the
+/// row's index among the non-blank data rows (bad rows included). The file is memory-mapped while it is read.
 /// </summary>
 public static class FerCsvReader
 {
@@ -47,45 +51,104 @@ public static class FerCsvReader
     public static FerCsvReadResult Read(string path, FerCsvReadOptions? options = null, CancellationToken ct = default)
     {
         options ??= new FerCsvReadOptions();
-        var classes = options.ClassNames ?? FaceSet.Fer2013Classes;
         if (Directory.Exists(path)) throw new FerDataException(path, 0, "is a directory, not a CSV file");
         if (!File.Exists(path)) throw new FerDataException(path, 0, "file not found");
-        byte[] bytes;
-        try { bytes = File.ReadAllBytes(path); }
-        catch (IOException e) { throw new FerDataException(path, 0, $"cannot be read: {e.Message}"); }
-        catch (UnauthorizedAccessException e) { throw new FerDataException(path, 0, $"cannot be read: {e.Message}"); }
-        if (bytes.Length == 0) throw new FerDataException(path, 0, "file is empty");
-        int start = bytes.Length >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0;
-        if (bytes.AsSpan(0, Math.Min(bytes.Length, 4096)).IndexOf((byte)0) >= 0)
-            throw new FerDataException(path, 1, "the file contains NUL bytes: it is binary, not a CSV file");
-
-        // Line starts (hand-written scan: the file may be 300 MB).
-        var lineStarts = new List<int> { start };
-        var span = bytes.AsSpan();
-        for (int i = span[start..].IndexOf((byte)'\n') + start; i >= start && i < bytes.Length - 1;)
+        // The file is memory-mapped rather than copied into a byte[]: a copy is 300 MB of fresh memory, which on
+        // machines with costly page faults (VMs, sandboxes) took 4x longer than the parse itself (measured: 412 MB/s
+        // mapped, 153 MB/s with File.ReadAllBytes, same machine and file). The price: a file truncated by another
+        // process during the read ends this one (SIGBUS) instead of raising an error. Files changed but not
+        // truncated are caught by the ingest stage, which hashes its inputs before and after.
+        FileStream stream;
+        try { stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new FerDataException(path, 0, $"cannot be read: {e.Message}"); }
+        using (stream)
         {
-            lineStarts.Add(i + 1);
-            int next = span[(i + 1)..].IndexOf((byte)'\n');
-            i = next < 0 ? -1 : i + 1 + next;
+            long length = stream.Length;
+            if (length == 0) throw new FerDataException(path, 0, "file is empty");
+            if (length > int.MaxValue) throw new FerDataException(path, 0, $"is {length / 1e9:0.0} GB; CSV files over 2 GB are not supported");
+            MemoryMappedFile map;
+            MemoryMappedViewAccessor view;
+            try
+            {
+                map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
+                view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new FerDataException(path, 0, $"cannot be mapped into memory: {e.Message}"); }
+            using var mapToDispose = map;
+            using var viewToDispose = view;
+            var handle = view.SafeMemoryMappedViewHandle;
+            unsafe
+            {
+                byte* pointer = null;
+                handle.AcquirePointer(ref pointer);
+                try { return Read(path, new FileBytes(pointer + view.PointerOffset, (int)length), options, ct); }
+                finally { handle.ReleasePointer(); }
+            }
         }
+    }
+
+    /// <summary>The bytes of a mapped file, valid while the mapping is open.</summary>
+    private readonly unsafe struct FileBytes(byte* pointer, int length)
+    {
+        public ReadOnlySpan<byte> Span => new(pointer, length);
+    }
+
+    private static FerCsvReadResult Read(string path, FileBytes file, FerCsvReadOptions options, CancellationToken ct)
+    {
+        var classes = options.ClassNames ?? FaceSet.Fer2013Classes;
+        var bytes = file.Span;
+        int start = bytes.Length >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0;
+        // A NUL near the start means a binary file (a CSV never holds one); later NULs surface as bad rows.
+        int nul = bytes[..Math.Min(bytes.Length, 4096)].IndexOf((byte)0);
+        if (nul >= 0) throw new FerDataException(path, 0, $"contains NUL bytes (first at byte {nul}): it is binary, not a CSV file");
+
+        var lineStarts = LineStarts(bytes, start);
         bool endsWithNewline = bytes[^1] == (byte)'\n';
         var header = System.Text.Encoding.UTF8.GetString(Line(bytes, lineStarts, 0));
         var format = TryDetect(header) ?? throw new FerDataException(path, 1, UnknownHeader(header));
         int expectedFields = format == FerCsvFormat.Kaggle ? 3 : 2;
 
-        // The first data row fixes the image size; the rest are parsed in parallel against it.
+        // The first well-formed data row (right field count, square pixel count) fixes the image size; the rows are
+        // then parsed in parallel against it. Rows before it are bad and are reported (or skipped) by the parser.
         int firstData = 1;
         while (firstData < lineStarts.Count && IsBlank(Line(bytes, lineStarts, firstData))) firstData++;
         if (firstData >= lineStarts.Count) throw new FerDataException(path, 0, "has a header but no data rows");
-        int pixelCount = CountPixels(FieldOf(Line(bytes, lineStarts, firstData), 1));
-        int side = (int)Math.Round(Math.Sqrt(pixelCount));
-        bool sizeKnown = pixelCount > 0 && side * side == pixelCount;
+        int side = 0;
+        for (int index = firstData; index < lineStarts.Count && side == 0; index++)
+        {
+            var line = Line(bytes, lineStarts, index);
+            if (IsBlank(line) || CountFields(line) != expectedFields) continue;
+            int count = CountPixels(FieldOf(line, 1));
+            int root = (int)Math.Round(Math.Sqrt(count));
+            if (count > 0 && root * root == count) side = root;
+        }
+        bool sizeKnown = side > 0;
         if (!sizeKnown && options.OnBadRow == OnBadRow.Fail)
-            throw new FerDataException(path, firstData + 1, pixelCount == 0 ? "row has no pixels" : $"row has {pixelCount} pixels, which is not a square image");
+        {
+            // No row gives a size: report the first data row, by its field count or its pixel count.
+            var line = Line(bytes, lineStarts, firstData);
+            int fields = CountFields(line);
+            int count = CountPixels(FieldOf(line, 1));
+            throw new FerDataException(path, firstData + 1,
+                fields != expectedFields ? $"row has {fields} fields, expected {expectedFields} ({(fields > expectedFields ? "extra" : "missing")} column)"
+                : count == 0 ? "row has no pixels"
+                : $"row has {count} pixels, which is not a square image");
+        }
 
-        var parser = new RowParser(bytes, lineStarts, format, expectedFields, classes.Count, sizeKnown ? side : 0, endsWithNewline);
-        var chunks = new List<ChunkResult>();
-        var parse = new TransformBlock<(int From, int To), ChunkResult>(range => parser.Parse(range.From, range.To),
+        // Each non-blank data line gets a slot in the output arrays up front, so parse jobs write their rows in place
+        // (no per-chunk buffers to copy, nothing to move in a clean file). Without an id column a row's id is its
+        // slot: its index among the non-blank data rows, bad ones included, so skipping a bad row leaves the other
+        // rows' ids as they would be in the clean file.
+        var dataLines = new List<int>(lineStarts.Count - firstData);
+        for (int index = firstData; index < lineStarts.Count; index++)
+            if (!IsBlank(Line(bytes, lineStarts, index))) dataLines.Add(index);
+        int total = dataLines.Count;
+        int p = sizeKnown ? side * side : 0;
+        var rows = new RowArrays(total, p);
+        var parser = new RowParser(file, lineStarts, dataLines, rows, format, expectedFields, classes.Count, side, endsWithNewline,
+            stopAfterFirstError: options.OnBadRow == OnBadRow.Fail);
+        var chunks = new List<List<SkippedRow>>();
+        var parse = new TransformBlock<(int From, int To), List<SkippedRow>>(range => parser.Parse(range.From, range.To),
             new ExecutionDataflowBlockOptions
             {
                 MaxDegreeOfParallelism = options.MaxDegreeOfParallelism > 0 ? options.MaxDegreeOfParallelism : Environment.ProcessorCount,
@@ -93,67 +156,102 @@ public static class FerCsvReader
                 EnsureOrdered = true,
                 CancellationToken = ct,
             });
-        var collect = new ActionBlock<ChunkResult>(chunks.Add, new ExecutionDataflowBlockOptions { CancellationToken = ct });
+        var collect = new ActionBlock<List<SkippedRow>>(chunks.Add, new ExecutionDataflowBlockOptions { CancellationToken = ct });
         parse.LinkTo(collect, new DataflowLinkOptions { PropagateCompletion = true });
-        for (int from = firstData; from < lineStarts.Count; from += LinesPerChunk)
-            parse.SendAsync((from, Math.Min(lineStarts.Count, from + LinesPerChunk)), ct).GetAwaiter().GetResult();
-        parse.Complete();
-        try { collect.Completion.GetAwaiter().GetResult(); }
-        catch (AggregateException e) when (e.InnerException is not null) { throw e.InnerException; }
+        try
+        {
+            for (int from = 0; from < total; from += LinesPerChunk)
+                parse.SendAsync((from, Math.Min(total, from + LinesPerChunk)), ct).GetAwaiter().GetResult();
+            parse.Complete();
+            collect.Completion.GetAwaiter().GetResult();
+        }
+        finally
+        {
+            // The jobs read the mapped file, which is unmapped when this method returns: none may outlive it, even
+            // when the read is cancelled (a cancelled block completes once its running jobs have finished).
+            parse.Complete();
+            try { parse.Completion.Wait(CancellationToken.None); }
+            catch (AggregateException) { } // the reason is already on its way out (cancellation)
+        }
+        ct.ThrowIfCancellationRequested();
 
-        // Merge in file order; data-row index = id for files without an id column.
+        // Compact in file order, bad rows and duplicate ids by line so a strict read reports the first bad line.
+        // Errors come in slot order (ordered chunks, each in slot order); a strict read stops at the first one, and
+        // the only unparsed slots (in jobs skipped after an error) lie after it.
+        var errors = chunks.SelectMany(c => c).GetEnumerator();
         var skipped = new List<SkippedRow>();
-        int total = chunks.Sum(c => c.Count);
-        int p = sizeKnown ? side * side : 0;
-        var pixels = new byte[(long)total * p];
-        var ids = new long[total]; var labels = new int[total]; var usage = new FaceUsage[total];
         var seenIds = format == FerCsvFormat.CourseTest ? new Dictionary<long, long>() : null;
         int n = 0;
-        foreach (var chunk in chunks)
+        for (int slot = 0; slot < total; slot++)
         {
-            foreach (var bad in chunk.Errors)
+            if (!rows.Valid[slot])
             {
-                if (options.OnBadRow == OnBadRow.Fail) throw new FerDataException(path, bad.Line, bad.Problem);
-                skipped.Add(bad);
+                if (!errors.MoveNext()) throw new InvalidOperationException($"line {dataLines[slot] + 1} was not parsed and has no error");
+                if (options.OnBadRow == OnBadRow.Fail) throw new FerDataException(path, errors.Current.Line, errors.Current.Problem);
+                skipped.Add(errors.Current);
+                continue;
             }
-            for (int r = 0; r < chunk.Count; r++)
+            long id = rows.Ids[slot];
+            if (seenIds is not null)
             {
-                long id = chunk.Ids[r];
-                if (seenIds is not null)
+                long line = dataLines[slot] + 1;
+                if (seenIds.TryGetValue(id, out var firstLine))
                 {
-                    if (seenIds.TryGetValue(id, out var firstLine))
-                    {
-                        var problem = $"duplicate id {id} (first on line {firstLine})";
-                        if (options.OnBadRow == OnBadRow.Fail) throw new FerDataException(path, chunk.Lines[r], problem);
-                        skipped.Add(new SkippedRow(chunk.Lines[r], problem));
-                        continue;
-                    }
-                    seenIds[id] = chunk.Lines[r];
+                    var problem = $"duplicate id {id} (first on line {firstLine})";
+                    if (options.OnBadRow == OnBadRow.Fail) throw new FerDataException(path, line, problem);
+                    skipped.Add(new SkippedRow(line, problem));
+                    continue;
                 }
-                ids[n] = id; labels[n] = chunk.Labels[r]; usage[n] = chunk.Usage[r];
-                Buffer.BlockCopy(chunk.Pixels, r * p, pixels, n * p, p);
-                n++;
+                seenIds[id] = line;
             }
+            if (n != slot)
+            {
+                rows.Ids[n] = id; rows.Labels[n] = rows.Labels[slot]; rows.Usage[n] = rows.Usage[slot];
+                Buffer.BlockCopy(rows.Pixels, slot * p, rows.Pixels, n * p, p);
+            }
+            n++;
         }
+        var (ids, labels, usage, pixels) = (rows.Ids, rows.Labels, rows.Usage, rows.Pixels);
         if (n == 0) throw new FerDataException(path, 0, skipped.Count > 0 ? $"no valid rows ({skipped.Count} bad rows skipped)" : "has a header but no data rows");
         if (n < total)
         {
             Array.Resize(ref ids, n); Array.Resize(ref labels, n); Array.Resize(ref usage, n);
             Array.Resize(ref pixels, n * p);
         }
-        skipped.Sort((a, b) => a.Line.CompareTo(b.Line));
+        skipped.Sort((x, y) => x.Line.CompareTo(y.Line));
         var faces = new FaceSet(side, classes, ids, labels, (long[])ids.Clone(), new bool[n], usage, pixels);
-        return new FerCsvReadResult(path, format, faces, skipped, bytes.LongLength);
+        return new FerCsvReadResult(path, format, faces, skipped, bytes.Length);
     }
 
-    private static ReadOnlySpan<byte> Line(byte[] bytes, List<int> starts, int index)
+    // The hot methods are compiled fully optimised at once: a file is usually read once, so a parse should not start
+    // on tier-0 code. (The slow first reads once seen here came from fresh-memory page faults, not from the JIT.)
+
+    /// <summary>Start offset of every line (the first at <paramref name="start"/>, after a BOM).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static List<int> LineStarts(ReadOnlySpan<byte> bytes, int start)
+    {
+        var lineStarts = new List<int>(bytes.Length / 4096 + 16) { start };
+        var span = bytes;
+        int from = start;
+        while (true)
+        {
+            int newline = span[from..].IndexOf((byte)'\n');
+            if (newline < 0) break;
+            from += newline + 1;
+            if (from >= bytes.Length) break; // a final '\n' ends the last line rather than starting an empty one
+            lineStarts.Add(from);
+        }
+        return lineStarts;
+    }
+
+    private static ReadOnlySpan<byte> Line(ReadOnlySpan<byte> bytes, List<int> starts, int index)
     {
         int from = starts[index];
         // Up to the next line's start minus its '\n'; the last line may or may not end in '\n'.
         int to = index + 1 < starts.Count ? starts[index + 1] - 1 : bytes.Length;
         if (to > from && bytes[to - 1] == (byte)'\n') to--;
         if (to > from && bytes[to - 1] == (byte)'\r') to--;
-        return bytes.AsSpan(from, to - from);
+        return bytes.Slice(from, to - from);
     }
 
     private static bool IsBlank(ReadOnlySpan<byte> line) => line.Trim((byte)' ').IsEmpty;
@@ -176,146 +274,178 @@ public static class FerCsvReader
         return [];
     }
 
-    private static int CountPixels(ReadOnlySpan<byte> field)
+    /// <summary>Fields of a line: commas outside quotes, plus one.</summary>
+    private static int CountFields(ReadOnlySpan<byte> line)
     {
-        int count = 0;
-        bool inNumber = false;
-        foreach (var b in field)
+        int count = 1;
+        bool quoted = false;
+        foreach (var b in line)
         {
-            bool digit = b is >= (byte)'0' and <= (byte)'9';
-            if (digit && !inNumber) count++;
-            inNumber = digit;
+            if (b == (byte)'"') quoted = !quoted;
+            else if (b == (byte)',' && !quoted) count++;
         }
         return count;
     }
 
-    private sealed class ChunkResult(int capacity, int pixelsPerImage)
+    /// <summary>Whitespace-separated tokens of a pixel field (quotes count as separators): the parser's pixel count
+    /// when every token is a number, so a bad token is reported as such rather than as a wrong size.</summary>
+    private static int CountPixels(ReadOnlySpan<byte> field)
     {
-        public int Count;
-        public readonly long[] Ids = new long[capacity];
-        public readonly long[] Lines = new long[capacity];
-        public readonly int[] Labels = new int[capacity];
-        public readonly FaceUsage[] Usage = new FaceUsage[capacity];
-        public readonly byte[] Pixels = new byte[capacity * pixelsPerImage];
-        public readonly List<SkippedRow> Errors = [];
+        int count = 0;
+        bool inToken = false;
+        foreach (var b in field)
+        {
+            bool separator = b is (byte)' ' or (byte)'\t' or (byte)'"';
+            if (!separator && !inToken) count++;
+            inToken = !separator;
+        }
+        return count;
+    }
+
+    /// <summary>The output columns, one slot per non-blank data line; parse jobs fill disjoint slots.</summary>
+    private sealed class RowArrays(int slots, int pixelsPerImage)
+    {
+        /// <summary>The id column (course test.csv), else the slot.</summary>
+        public readonly long[] Ids = new long[slots];
+        public readonly int[] Labels = new int[slots];
+        public readonly FaceUsage[] Usage = new FaceUsage[slots];
+        public readonly byte[] Pixels = new byte[(long)slots * pixelsPerImage];
+        /// <summary>Whether the slot's line parsed without a problem.</summary>
+        public readonly bool[] Valid = new bool[slots];
     }
 
     /// <summary>Parses lines straight from UTF-8 bytes into the output arrays (the hot path: no strings per row).</summary>
-    private sealed class RowParser(byte[] bytes, List<int> lineStarts, FerCsvFormat format, int expectedFields,
-        int numClasses, int side, bool endsWithNewline)
+    private sealed class RowParser(FileBytes file, List<int> lineStarts, List<int> dataLines, RowArrays rows, FerCsvFormat format,
+        int expectedFields, int numClasses, int side, bool endsWithNewline, bool stopAfterFirstError)
     {
         private readonly int _pixels = side * side;
+        /// <summary>Lowest bad line found so far (strict reads): jobs wholly after it need no parsing.</summary>
+        private long _firstErrorLine = long.MaxValue;
 
-        public ChunkResult Parse(int from, int to)
+        /// <summary>Parses slots [from, to); returns their problems in slot order.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public List<SkippedRow> Parse(int from, int to)
         {
-            var result = new ChunkResult(to - from, _pixels);
+            var errors = new List<SkippedRow>();
+            if (stopAfterFirstError && dataLines[from] + 1 > Interlocked.Read(ref _firstErrorLine)) return errors;
             Span<Range> fields = stackalloc Range[8];
-            for (int index = from; index < to; index++)
+            for (int slot = from; slot < to; slot++)
             {
-                var line = Line(bytes, lineStarts, index);
-                if (IsBlank(line)) continue;
+                int index = dataLines[slot];
+                var problem = ParseRow(Line(file.Span, lineStarts, index), fields, slot);
+                rows.Valid[slot] = problem is null;
+                if (problem is null) continue;
                 long lineNumber = index + 1;
-                int dataRow = index - 1; // id of rows without an id column: position among the file's lines after the header
-                var problem = ParseRow(line, fields, result, dataRow);
-                if (problem is null) { result.Lines[result.Count - 1] = lineNumber; continue; }
                 if (index == lineStarts.Count - 1 && !endsWithNewline) problem += " (the last row looks truncated)";
-                result.Errors.Add(new SkippedRow(lineNumber, problem));
+                errors.Add(new SkippedRow(lineNumber, problem));
+                if (stopAfterFirstError)
+                {
+                    for (long seen = Interlocked.Read(ref _firstErrorLine); lineNumber < seen;)
+                    {
+                        long was = Interlocked.CompareExchange(ref _firstErrorLine, lineNumber, seen);
+                        if (was == seen) break;
+                        seen = was;
+                    }
+                    break;
+                }
             }
-            return result;
+            return errors;
         }
 
-        private string? ParseRow(ReadOnlySpan<byte> line, Span<Range> fields, ChunkResult result, int dataRow)
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private string? ParseRow(ReadOnlySpan<byte> line, Span<Range> fields, int r)
         {
-            int count = SplitFields(line, fields);
+            if (line.IndexOfAnyExcept(" ,\t\""u8) < 0) return "row has only empty fields (nothing but commas)";
+            int count = SplitFields(line, fields, out bool quoteOpen);
+            if (quoteOpen) return "row has an unterminated quoted field (odd number of '\"')";
             if (count > expectedFields) return $"row has {count} fields, expected {expectedFields} (extra column)";
             if (count < expectedFields) return $"row has {count} fields, expected {expectedFields} (missing column)";
-            bool allEmpty = true;
-            for (int f = 0; f < count; f++) if (!Unquote(line[fields[f]]).Trim((byte)' ').IsEmpty) allEmpty = false;
-            if (allEmpty) return "row has only empty fields";
-            if (side == 0) return "the image size is unknown: the first data row is not a square image";
+            if (side == 0) return "the image size is unknown: no data row has a square number of pixels";
 
-            int r = result.Count;
             var first = Unquote(line[fields[0]]).Trim((byte)' ');
             if (format == FerCsvFormat.CourseTest)
             {
                 if (!TryParseLong(first, out var id) || id < 0) return $"id '{Text(first)}' is not a non-negative integer";
-                result.Ids[r] = id;
-                result.Labels[r] = FaceSet.Unlabeled;
-                result.Usage[r] = FaceUsage.Test;
+                rows.Ids[r] = id;
+                rows.Labels[r] = FaceSet.Unlabeled;
+                rows.Usage[r] = FaceUsage.Test;
             }
             else
             {
                 if (!TryParseLong(first, out var label))
                     return first.IsEmpty ? "label is empty" : $"label '{Text(first)}' is not an integer";
                 if (label < 0 || label >= numClasses) return $"label {label} is out of range 0..{numClasses - 1} ({numClasses} classes)";
-                result.Ids[r] = dataRow;
-                result.Labels[r] = (int)label;
-                result.Usage[r] = FaceUsage.Training;
+                rows.Ids[r] = r;
+                rows.Labels[r] = (int)label;
+                rows.Usage[r] = FaceUsage.Training;
                 if (format == FerCsvFormat.Kaggle)
                 {
                     var u = Unquote(line[fields[2]]).Trim((byte)' ');
-                    if (u.SequenceEqual("Training"u8)) result.Usage[r] = FaceUsage.Training;
-                    else if (u.SequenceEqual("PublicTest"u8)) result.Usage[r] = FaceUsage.PublicTest;
-                    else if (u.SequenceEqual("PrivateTest"u8)) result.Usage[r] = FaceUsage.PrivateTest;
+                    if (u.SequenceEqual("Training"u8)) rows.Usage[r] = FaceUsage.Training;
+                    else if (u.SequenceEqual("PublicTest"u8)) rows.Usage[r] = FaceUsage.PublicTest;
+                    else if (u.SequenceEqual("PrivateTest"u8)) rows.Usage[r] = FaceUsage.PrivateTest;
                     else return $"Usage '{Text(u)}' is not Training, PublicTest or PrivateTest";
                 }
             }
 
             var pixelsField = Unquote(line[fields[1]]);
-            var output = result.Pixels.AsSpan(r * _pixels, _pixels);
-            int k = 0, value = -1;
-            for (int i = 0; i <= pixelsField.Length; i++)
+            var output = rows.Pixels.AsSpan(r * _pixels, _pixels);
+            // One number per step (skip separators, read digits) rather than a per-byte state machine; with the vectorised
+            // field split this took the whole read from ~455 to ~620 MB/s (30 MB file, warm).
+            int k = 0, i = 0, n = pixelsField.Length;
+            while (true)
             {
-                byte b = i < pixelsField.Length ? pixelsField[i] : (byte)' ';
-                if ((uint)(b - '0') <= 9)
+                while (i < n && pixelsField[i] is (byte)' ' or (byte)'\t') i++;
+                if (i == n) break;
+                int begin = i, value = 0;
+                uint digit;
+                while (i < n && (digit = (uint)(pixelsField[i] - '0')) <= 9)
                 {
-                    value = value < 0 ? b - '0' : value * 10 + (b - '0');
+                    value = value * 10 + (int)digit;
+                    i++;
                     if (value > 255)
                     {
-                        while (i + 1 < pixelsField.Length && (uint)(pixelsField[i + 1] - '0') <= 9 && value < 100000) value = value * 10 + (pixelsField[++i] - '0');
+                        while (i < n && (digit = (uint)(pixelsField[i] - '0')) <= 9 && value < 100000) { value = value * 10 + (int)digit; i++; }
                         return $"pixel {k + 1} is {value}, expected 0..255";
                     }
                 }
-                else if (b == (byte)' ' || b == (byte)'\t')
-                {
-                    if (value >= 0)
-                    {
-                        if (k < _pixels) output[k] = (byte)value;
-                        k++;
-                        value = -1;
-                    }
-                }
-                else
+                if (i == begin || (i < n && pixelsField[i] is not ((byte)' ' or (byte)'\t')))
                 {
                     int end = i;
-                    while (end < pixelsField.Length && pixelsField[end] != (byte)' ') end++;
-                    int begin = i;
+                    while (end < n && pixelsField[end] != (byte)' ') end++;
                     while (begin > 0 && pixelsField[begin - 1] != (byte)' ') begin--;
                     return $"pixel {k + 1} is not an integer: '{Text(pixelsField[begin..end])}'";
                 }
+                if (k < output.Length) output[k] = (byte)value;
+                k++;
             }
-            if (k != _pixels)
-                return k * 1L == (long)Math.Round(Math.Sqrt(k)) * (long)Math.Round(Math.Sqrt(k)) || k == 0
-                    ? $"row has {k} pixels, expected {_pixels} ({side}x{side})"
-                    : $"row has {k} pixels, expected {_pixels} ({side}x{side}); {k} is not a square image";
-            result.Count++;
+            if (k != _pixels) return $"row has {k} pixels, expected {_pixels} ({side}x{side})";
             return null;
         }
 
-        private static int SplitFields(ReadOnlySpan<byte> line, Span<Range> fields)
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static int SplitFields(ReadOnlySpan<byte> line, Span<Range> fields, out bool quoteOpen)
         {
-            int count = 0, from = 0;
+            // Jumps from comma/quote to comma/quote (vectorised search): the pixel field is thousands of bytes.
+            int count = 0, from = 0, i = 0;
             bool quoted = false;
-            for (int i = 0; i <= line.Length; i++)
+            while (true)
             {
-                if (i < line.Length && line[i] == (byte)'"') quoted = !quoted;
-                if (i == line.Length || (line[i] == (byte)',' && !quoted))
+                int next = line[i..].IndexOfAny((byte)',', (byte)'"');
+                if (next < 0) break;
+                i += next;
+                if (line[i] == (byte)'"') quoted = !quoted;
+                else if (!quoted)
                 {
                     if (count < fields.Length) fields[count] = from..i;
                     count++;
                     from = i + 1;
                 }
+                i++;
             }
+            if (count < fields.Length) fields[count] = from..line.Length;
+            count++;
+            quoteOpen = quoted;
             return count;
         }
 

@@ -73,4 +73,64 @@ public class BadInputCorpusTests
         }
         finally { Directory.Delete(dir); }
     }
+
+    [Fact]
+    public void AMissingFileIsReportedOnLine0()
+    {
+        var path = Path.Combine(Path.GetTempPath(), "fer-no-such-file-" + Guid.NewGuid().ToString("N") + ".csv");
+        var e = Assert.Throws<FerDataException>(() => FerCsvReader.Read(path));
+        Assert.Equal(0, e.Line);
+        Assert.Contains("not found", e.Problem);
+    }
+
+    /// <summary>
+    /// Bad rows far apart (in different chunks, parsed in parallel) and a duplicate id ahead of a bad pixel: a strict
+    /// read always names the lowest bad line, whatever the parallelism; a skipping read skips each of them.
+    /// </summary>
+    [Fact]
+    public void StrictReadingNamesTheFirstBadLineOfAFileWithManyChunks()
+    {
+        var lines = new List<string> { "id,feature" };
+        for (int i = 0; i < 4000; i++) lines.Add($"{i},{i % 256} 1 2 3");
+        lines[3500] = "3499x,1 2 3 4";     // line 3501
+        lines[1500] = "7,1 2 3 4";          // line 1501: duplicate of id 7 (line 9)
+        lines[1600] = "1599,1 2 300 4";     // line 1601
+        var dir = FerCsvTestData.NewTempFolder();
+        try
+        {
+            var path = Path.Combine(dir, "test.csv");
+            System.IO.File.WriteAllText(path, string.Join('\n', lines) + "\n");
+            foreach (var threads in new[] { 0, 1, 3 })
+            {
+                var e = Assert.Throws<FerDataException>(() => FerCsvReader.Read(path, new FerCsvReadOptions(MaxDegreeOfParallelism: threads)));
+                Assert.Equal(1501, e.Line);
+                Assert.Equal("duplicate id 7 (first on line 9)", e.Problem);
+            }
+            var skip = FerCsvReader.Read(path, new FerCsvReadOptions(OnBadRow.Skip));
+            Assert.Equal([1501L, 1601L, 3501L], skip.Skipped.Select(s => s.Line));
+            Assert.Contains("pixel 3 is 300", skip.Skipped[1].Problem);
+            Assert.Contains("id '3499x' is not a non-negative integer", skip.Skipped[2].Problem);
+            Assert.Equal(3997, skip.Faces.Count);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void TheClassCountComesFromTheClassNames()
+    {
+        var dir = FerCsvTestData.NewTempFolder();
+        try
+        {
+            var path = Path.Combine(dir, "train.csv");
+            System.IO.File.WriteAllText(path, "label,feature\n2,1 2 3 4\n3,1 2 3 4\n");
+            var options = new FerCsvReadOptions(ClassNames: ["Happy", "Sad", "Neutral"]);
+            var e = Assert.Throws<FerDataException>(() => FerCsvReader.Read(path, options));
+            Assert.Equal(3, e.Line);
+            Assert.Equal("label 3 is out of range 0..2 (3 classes)", e.Problem);
+            var read = FerCsvReader.Read(path, options with { OnBadRow = OnBadRow.Skip });
+            Assert.Equal(["Happy", "Sad", "Neutral"], read.Faces.ClassNames);
+            Assert.Equal([2], read.Faces.Labels);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }
