@@ -49,7 +49,14 @@ public static class ExplanationFigures
             x += cell + ColumnGap;
             if (c == 1) x += colourBarWidth + colourBarLabels; // room for the colour bar right of the heatmap
         }
-        int width = x - ColumnGap + Margin;
+        double keepFraction = masking.KeepFraction;
+        string heading = $"{saliency.Method} saliency: which pixels raise the explained class's score";
+        string maskLine = $"Masked: the top {keepFraction:P0} most salient pixels kept, the rest set to the image mean; " +
+                          $"prediction kept for {masking.KeptPredictionRate:P0} of these images";
+        using var title = FigureFonts.Make(TitleSize, bold: true);
+        using var label = FigureFonts.Make(LabelSize);
+        using var tick = FigureFonts.Make(TickSize);
+        int width = Math.Max(WideEnoughFor(heading, title, x - ColumnGap + Margin), WideEnoughFor(maskLine, label, 0));
         const int headerHeight = 2 * 28 + 10;
         int rowTitleHeight = (int)(2 * LabelSize * 1.35) + 6;
         int rowHeight = rowTitleHeight + cell + 18;
@@ -57,14 +64,8 @@ public static class ExplanationFigures
 
         using var canvasOwner = new FigureCanvas(width, height);
         var canvas = canvasOwner.Canvas;
-        using var title = FigureFonts.Make(TitleSize, bold: true);
-        using var label = FigureFonts.Make(LabelSize);
-        using var tick = FigureFonts.Make(TickSize);
 
-        double keepFraction = masking.KeepFraction;
-        Text(canvas, $"{saliency.Method} saliency: which pixels raise the explained class's score", Margin, Margin + TitleSize, title, Ink);
-        string maskLine = $"Masked: the top {keepFraction:P0} most salient pixels kept, the rest set to the image mean; " +
-                          $"prediction kept for {masking.KeptPredictionRate:P0} of these images";
+        Text(canvas, heading, Margin, Margin + TitleSize, title, Ink);
         TextFitted(canvas, maskLine, Margin, Margin + TitleSize + 28, width - 2 * Margin, label, Muted);
 
         for (int r = 0; r < rows; r++)
