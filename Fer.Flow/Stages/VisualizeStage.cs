@@ -17,7 +17,7 @@ namespace Fer.Flow.Stages;
 public sealed class VisualizeStage : IStage
 {
     public string Name => "visualize";
-    public int CodeVersion => 2; // 2: filter contrast by percentiles, per-method seconds
+    public int CodeVersion => 2; // 2: filter contrast by percentiles, per-method seconds, all maps as Parquet
     public IReadOnlyList<string> Upstream => ["split", "train"];
     public IReadOnlyList<StageParameter> Parameters { get; } =
     [
@@ -76,15 +76,18 @@ public sealed class VisualizeStage : IStage
             var masking = SaliencyMasking.MaskTop(model, x, saliency, s.Float("keep_fraction"));
             var random = SaliencyMasking.MaskRandom(model, x, s.Float("keep_fraction"), s.Int("seed"));
             memberMetrics["masking"] = new { keep_fraction = s.Float("keep_fraction"), kept_prediction_top = masking.KeptPredictionRate, kept_prediction_random = random.KeptPredictionRate };
-            await ParquetTensorStore.WriteTensorAsync(ctx.OutputPath($"saliency/{member.Name}.parquet"), saliency.Maps, [images.Count, valid.Side, valid.Side],
-                new Dictionary<string, string> { ["ids"] = string.Join(",", images.Ids), ["method"] = "vanilla" }, ctx.CancellationToken);
+            await WriteMapsAsync(ctx, $"saliency/{member.Name}.parquet", saliency, images, valid.Side, "vanilla");
             Lap("saliency");
 
             SaliencyResult? gradCam = null;
             var camLayer = s.String("gradcam_layer");
             if (methods.Contains("gradcam"))
             {
-                if (layerNames.Contains(camLayer)) gradCam = Saliency.GradCam(model, x, camLayer);
+                if (layerNames.Contains(camLayer))
+                {
+                    gradCam = Saliency.GradCam(model, x, camLayer);
+                    await WriteMapsAsync(ctx, $"saliency/{member.Name}_gradcam.parquet", gradCam, images, valid.Side, $"gradcam:{camLayer}");
+                }
                 else ctx.Log.Information("Member {Model} has no layer {Layer}: no Grad-CAM", member.Name, camLayer);
                 Lap("gradcam");
             }
@@ -94,6 +97,7 @@ public sealed class VisualizeStage : IStage
             if (methods.Contains("smoothgrad"))
             {
                 var smooth = Saliency.SmoothGrad(model, x, (int)s.Int("smoothgrad_samples"), 0.15, s.Int("seed"));
+                await WriteMapsAsync(ctx, $"saliency/{member.Name}_smoothgrad.parquet", smooth, images, valid.Side, "smoothgrad");
                 var smoothMasking = SaliencyMasking.MaskTop(model, x, smooth, s.Float("keep_fraction"));
                 ExplanationFigures.SaveSaliencyRows(ctx.OutputPath($"publish/figures/visualize_{member.Name}_smoothgrad.png"),
                     Pixels(images), valid.Side, titles, smooth, smoothMasking, gradCam, classes);
@@ -145,6 +149,15 @@ public sealed class VisualizeStage : IStage
         ctx.Rows["members"] = chosen.Count;
         RunMetrics.WriteFragment(Path.Combine(ctx.PublishDir, "metrics.json"), new { visualize = metrics });
     }
+
+    /// <summary>A method's maps as a Parquet tensor [images, side, side], with the image ids, method and target classes.</summary>
+    private static Task WriteMapsAsync(StageContext ctx, string relativePath, SaliencyResult maps, FaceSet images, int side, string method) =>
+        ParquetTensorStore.WriteTensorAsync(ctx.OutputPath(relativePath), maps.Maps, [images.Count, side, side],
+            new Dictionary<string, string>
+            {
+                ["ids"] = string.Join(",", images.Ids), ["method"] = method,
+                ["target_classes"] = string.Join(",", maps.TargetClasses),
+            }, ctx.CancellationToken);
 
     private static float[] Pixels(FaceSet faces) => faces.Pixels.Select(b => b / 255f).ToArray();
 

@@ -20,6 +20,13 @@ public class FlowEndToEndTests
         Assert.Equal("id,label", lines[0]);
         Assert.Equal(63, lines.Length - 1); // 15% of 420 synthetic faces are the test set
         AssertReport(Path.Combine(run, "report.html"));
+        // Every saliency method's maps are cached as Parquet tensors [images, side, side] with their ids and method.
+        var maps = Directory.EnumerateFiles(Path.Combine(flow.Artifacts, "cache", "visualize"), "*.parquet", SearchOption.AllDirectories)
+            .ToDictionary(p => Path.GetFileName(p), p => Fer.Core.Storage.ParquetTensorStore.ReadTensorAsync(p).GetAwaiter().GetResult());
+        Assert.Equal(["cnn.parquet", "cnn_gradcam.parquet", "cnn_smoothgrad.parquet"], maps.Keys.Order(StringComparer.Ordinal));
+        Assert.All(maps.Values, t => Assert.Equal(3, t.Shape.Length));
+        Assert.Equal("smoothgrad", maps["cnn_smoothgrad.parquet"].Metadata["method"]);
+        Assert.Equal(maps["cnn.parquet"].Metadata["ids"], maps["cnn_gradcam.parquet"].Metadata["ids"]);
 
         (code, errors) = await flow.RunAsync();
         Assert.True(code == 0, errors);
@@ -27,6 +34,14 @@ public class FlowEndToEndTests
         Assert.Equal(7, second.Count);
         Assert.All(second.Values.Where(s => s != "volatile"), s => Assert.Equal("hit", s));
         Assert.Equal("volatile", second["report"]);
+        Assert.DoesNotContain(flow.LatestEvents(), e => e.TryGetProperty("Epoch", out _));
+
+        // A visualisation setting changes: only visualize is recomputed (and the report, which always is).
+        (code, errors) = await flow.RunAsync("--set", "visualize.ascent_steps=4");
+        Assert.True(code == 0, errors);
+        var third = flow.CacheStatuses();
+        Assert.Equal("miss", third["visualize"]);
+        Assert.All(third.Where(p => p.Key is not ("visualize" or "report")), p => Assert.Equal("hit", p.Value));
         Assert.DoesNotContain(flow.LatestEvents(), e => e.TryGetProperty("Epoch", out _));
 
         // One member's setting changes: only that member trains again.
