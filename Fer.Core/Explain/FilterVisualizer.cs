@@ -222,7 +222,7 @@ public static class FilterVisualizer
     /// <summary>
     /// A filter behind a ReLU that no pixel of its start image excites has a zero gradient and would never move (a
     /// "dead" start). Such images are redrawn as uniform 0..1 noise, from (seed, filter, attempt) alone, up to
-    /// <see cref="MaxRestarts"/> times; a filter still dead after that stays mid-grey with activation 0.
+    /// <see cref="MaxRestarts"/> times; a filter still dead after that keeps its last start image (activation 0).
     /// </summary>
     private static Tensor RestartDeadImages(Objective objectiveOf, Tensor image, int[] filters, Tensor filterIndex, long seed)
     {
