@@ -57,10 +57,11 @@ public sealed class PredictStage : IStage
 
         var fit = EnsembleWeights.Fit(validProbs, valid.Labels, c);
         var weights = members.Select((m, i) => (m.Name, fit.Weights[i])).ToDictionary(x => x.Name, x => x.Item2);
-        ctx.Log.Information("Ensemble weights fitted on validation {Weights}: valid accuracy {EnsembleValidAccuracy:0.0000} (NLL {ValidNll:0.0000}); equal weights {EqualWeightAccuracy:0.0000}; best member {BestMember} {BestMemberAccuracy:0.0000}",
-            StageParameter.Pairs(weights.Select(kv => KeyValuePair.Create(kv.Key, Math.Round(kv.Value, 4)))), fit.ValidAccuracy, fit.ValidNll, fit.EqualWeightAccuracy, members[fit.BestMember].Name, fit.BestMemberAccuracy);
+        // The fallback is said first, so the weights logged next read as the ones used, not the ones fitted.
         if (fit.FellBackToBestMember)
             ctx.Log.Warning("Ensemble fell back to the best member: {Explanation}", fit.Explanation);
+        ctx.Log.Information("Ensemble weights used {Weights}: valid accuracy {EnsembleValidAccuracy:0.0000} (NLL {ValidNll:0.0000}); equal weights {EqualWeightAccuracy:0.0000}; best member {BestMember} {BestMemberAccuracy:0.0000}",
+            StageParameter.Pairs(weights.Select(kv => KeyValuePair.Create(kv.Key, Math.Round(kv.Value, 4)))), fit.ValidAccuracy, fit.ValidNll, fit.EqualWeightAccuracy, members[fit.BestMember].Name, fit.BestMemberAccuracy);
 
         var ensembleValid = EnsembleWeights.Combine(validProbs, fit.Weights, c);
         var validReport = ClassificationReport.Compute(valid.Labels, EnsembleWeights.ArgMax(ensembleValid, c), classes);
