@@ -23,7 +23,9 @@ public sealed class FerVgg : FerModel
         int s = side;
         foreach (var baseChannels in new[] { 64, 128, 256, 512 })
         {
-            long c = Math.Max(4, (long)Math.Round(baseChannels * width));
+            // At least 8 channels: libtorch 2.10's oneDNN computes wrong input gradients for convolutions with 2-4
+            // input and 8 output channels (see TorchRuntime), which would corrupt training of very narrow nets.
+            long c = Math.Max(8, (long)Math.Round(baseChannels * width));
             for (int k = 0; k < 2; k++)
             {
                 names.Add("conv2d", "Conv2D", nn.Conv2d(inChannels, c, 3, padding: 1));
