@@ -133,8 +133,7 @@ public static class ExplanationFigures
             int left = Margin + f % columns * (cell + gap);
             int top = Margin + headerHeight + f / columns * (cell + labelHeight + gap);
             DrawMap(canvas, result.Image(f), side, left, top, scale, ColorMaps.Gray);
-            using (var frame = new SKPaint { Color = new SKColor(200, 200, 200), Style = SKPaintStyle.Stroke, StrokeWidth = 1 })
-                canvas.DrawRect(left - 0.5f, top - 0.5f, cell + 1, cell + 1, frame); // a white optimum stays visible
+            DrawFrame(canvas, left, top, cell, cell); // a white optimum stays visible
             TextFitted(canvas, $"#{f}  {Format(result.FinalActivation[f])} ({Format(result.StartActivation[f])})",
                 left, top + cell + LabelSize + 2, cell, label, Ink);
         }
@@ -179,9 +178,9 @@ public static class ExplanationFigures
             for (int k = 0; k < plane; k++) scaled[k] = constant ? 0 : (map[k] - min) / (max - min);
             int left = Margin + c % columns * (labelWidth + gap);
             int top = Margin + headerHeight + c / columns * (cellHeight + labelHeight + gap);
-            DrawMap(canvas, scaled, width, height, left + (labelWidth - cellWidth) / 2, top, scale, ColorMaps.GrayReversed);
-            using (var frame = new SKPaint { Color = new SKColor(200, 200, 200), Style = SKPaintStyle.Stroke, StrokeWidth = 1 })
-                canvas.DrawRect(left + (labelWidth - cellWidth) / 2 - 0.5f, top - 0.5f, cellWidth + 1, cellHeight + 1, frame);
+            int cellLeft = left + (labelWidth - cellWidth) / 2;
+            DrawMap(canvas, scaled, width, height, cellLeft, top, scale, ColorMaps.GrayReversed);
+            DrawFrame(canvas, cellLeft, top, cellWidth, cellHeight);
             string text = constant ? $"#{c} constant {Format(min)}" : $"#{c}";
             TextFitted(canvas, text, left, top + cellHeight + LabelSize + 2, labelWidth, label, constant ? Muted : Ink);
         }
@@ -193,6 +192,13 @@ public static class ExplanationFigures
 
     private static string Format(float value) =>
         Math.Abs(value) >= 100 ? value.ToString("0") : Math.Abs(value) >= 10 ? value.ToString("0.0") : value.ToString("0.00");
+
+    /// <summary>A light grey one-pixel frame just outside a cell of a grid.</summary>
+    private static void DrawFrame(SKCanvas canvas, int left, int top, int width, int height)
+    {
+        using var frame = new SKPaint { Color = new SKColor(200, 200, 200), Style = SKPaintStyle.Stroke, StrokeWidth = 1 };
+        canvas.DrawRect(left - 0.5f, top - 0.5f, width + 1, height + 1, frame);
+    }
 
     private static void DrawMap(SKCanvas canvas, ReadOnlySpan<float> values, int side, int left, int top, int scale,
         Func<double, SKColor> colourMap) =>

@@ -76,7 +76,7 @@ public sealed class VisualizeStage : IStage
             var masking = SaliencyMasking.MaskTop(model, x, saliency, s.Float("keep_fraction"));
             var random = SaliencyMasking.MaskRandom(model, x, s.Float("keep_fraction"), s.Int("seed"));
             memberMetrics["masking"] = new { keep_fraction = s.Float("keep_fraction"), kept_prediction_top = masking.KeptPredictionRate, kept_prediction_random = random.KeptPredictionRate };
-            await WriteMapsAsync(ctx, $"saliency/{member.Name}.parquet", saliency, images, valid.Side, "vanilla");
+            await WriteMapsAsync(ctx, $"saliency/{member.Name}.parquet", saliency, images, "vanilla");
             Lap("saliency");
 
             SaliencyResult? gradCam = null;
@@ -86,7 +86,7 @@ public sealed class VisualizeStage : IStage
                 if (layerNames.Contains(camLayer))
                 {
                     gradCam = Saliency.GradCam(model, x, camLayer);
-                    await WriteMapsAsync(ctx, $"saliency/{member.Name}_gradcam.parquet", gradCam, images, valid.Side, $"gradcam:{camLayer}");
+                    await WriteMapsAsync(ctx, $"saliency/{member.Name}_gradcam.parquet", gradCam, images, $"gradcam:{camLayer}");
                 }
                 else ctx.Log.Information("Member {Model} has no layer {Layer}: no Grad-CAM", member.Name, camLayer);
                 Lap("gradcam");
@@ -97,7 +97,7 @@ public sealed class VisualizeStage : IStage
             if (methods.Contains("smoothgrad"))
             {
                 var smooth = Saliency.SmoothGrad(model, x, (int)s.Int("smoothgrad_samples"), 0.15, s.Int("seed"));
-                await WriteMapsAsync(ctx, $"saliency/{member.Name}_smoothgrad.parquet", smooth, images, valid.Side, "smoothgrad");
+                await WriteMapsAsync(ctx, $"saliency/{member.Name}_smoothgrad.parquet", smooth, images, "smoothgrad");
                 var smoothMasking = SaliencyMasking.MaskTop(model, x, smooth, s.Float("keep_fraction"));
                 ExplanationFigures.SaveSaliencyRows(ctx.OutputPath($"publish/figures/visualize_{member.Name}_smoothgrad.png"),
                     Pixels(images), valid.Side, titles, smooth, smoothMasking, gradCam, classes);
@@ -151,8 +151,8 @@ public sealed class VisualizeStage : IStage
     }
 
     /// <summary>A method's maps as a Parquet tensor [images, side, side], with the image ids, method and target classes.</summary>
-    private static Task WriteMapsAsync(StageContext ctx, string relativePath, SaliencyResult maps, FaceSet images, int side, string method) =>
-        ParquetTensorStore.WriteTensorAsync(ctx.OutputPath(relativePath), maps.Maps, [images.Count, side, side],
+    private static Task WriteMapsAsync(StageContext ctx, string relativePath, SaliencyResult maps, FaceSet images, string method) =>
+        ParquetTensorStore.WriteTensorAsync(ctx.OutputPath(relativePath), maps.Maps, [maps.Count, maps.Side, maps.Side],
             new Dictionary<string, string>
             {
                 ["ids"] = string.Join(",", images.Ids), ["method"] = method,
