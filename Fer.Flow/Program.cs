@@ -10,11 +10,12 @@ var fromOption = new Option<string?>("--from") { Description = "Recompute this s
 var onlyOption = new Option<string?>("--only") { Description = "Run this stage alone from cached inputs" };
 var deviceOption = new Option<string>("--device") { Description = "auto, cpu or cuda", DefaultValueFactory = _ => "auto" };
 var waitOption = new Option<double>("--wait") { Description = "Seconds to wait for another run holding the artifacts folder", DefaultValueFactory = _ => 0 };
+var parallelOption = new Option<int>("--parallel") { Description = "How many stages (e.g. ensemble members) compute at once", DefaultValueFactory = _ => 1 };
 var flowArgument = new Argument<string>("flow") { Description = "Flow script, e.g. flows/quickstart.fsx" };
 
 var run = new Command("run", "Run a flow: reuse every valid cached stage, compute the rest");
 run.Arguments.Add(flowArgument);
-foreach (var o in new Option[] { artifactsOption, setOption, fromOption, onlyOption, deviceOption, waitOption }) run.Options.Add(o);
+foreach (var o in new Option[] { artifactsOption, setOption, fromOption, onlyOption, deviceOption, waitOption, parallelOption }) run.Options.Add(o);
 run.SetAction(async (parse, ct) =>
 {
     var from = parse.GetValue(fromOption);
@@ -26,7 +27,7 @@ run.SetAction(async (parse, ct) =>
     }
     var request = new FlowRequest(parse.GetValue(flowArgument)!, parse.GetValue(artifactsOption)!, parse.GetValue(setOption) ?? [],
         from is not null ? RunMode.From : only is not null ? RunMode.Only : RunMode.Default, from ?? only,
-        parse.GetValue(deviceOption)!, parse.GetValue(waitOption));
+        parse.GetValue(deviceOption)!, parse.GetValue(waitOption), Parallel: parse.GetValue(parallelOption));
     return await FlowCommand.RunAsync(request, Console.Error, ct);
 });
 

@@ -1,8 +1,10 @@
 // The F# vocabulary of Fer flows. Every flow script starts with #load "Fer.fsx".
-// The fer host references Fer.Flow and Fer.Core; the functions below only shape calls to Fer.Flow.Scripting.
+// A flow script is code: `fer run` and `fer stages` evaluate it with your rights, as FAKE and Cake do theirs.
 module Fer
 
+open Fer.Flow.Pipeline
 open Fer.Flow.Scripting
+open Fer.Flow.Stages
 
 /// A flow parameter with its default; `--set name=value` overrides it.
 let param (name: string) (defaultValue: 'T) : 'T = FlowScript.Param<'T>(name, defaultValue)
@@ -10,16 +12,41 @@ let param (name: string) (defaultValue: 'T) : 'T = FlowScript.Param<'T>(name, de
 /// A setting: "valid_fraction" => 0.1
 let (=>) (key: string) (value: 'T) = Setting(key, box value)
 
-let stage name (settings: Setting list) = FlowScript.Stage(name, settings)
+/// A node of a stage (built-in or defined in the script) with its settings.
+let stage kind (settings: Setting list) = FlowScript.Stage(kind, settings)
 let ingest settings = stage "ingest" settings
 let augment settings = stage "augment" settings
 let split settings = stage "split" settings
-/// An ensemble member: a name, a registered model (seed-cnn, seed-dnn, vgg-bn) and its settings.
+/// An ensemble member: a name, a registered model (seed-cnn, seed-dnn, vgg-bn or one the script registers), its settings.
 let model name modelName (settings: Setting list) = FlowScript.Member(name, modelName, settings)
-let train (members: Fer.Flow.Pipeline.MemberSpec list) (settings: Setting list) = FlowScript.Train(members, settings)
+/// One node per member (train.NAME); the settings after the members apply to every member.
+let train (members: MemberSpec list) (settings: Setting list) = FlowScript.Train(members, settings)
 let predict settings = stage "predict" settings
 let visualize settings = stage "visualize" settings
 let report settings = stage "report" settings
 
-/// Declares the flow: its name and stages in order.
-let flow name (stages: Fer.Flow.Pipeline.StageSpec list) = FlowScript.Define(name, stages) |> ignore
+/// Takes a node's input from these nodes when more than one could feed it: `stage "x" [] |> from ["a"]`.
+let from (producers: string list) (item: FlowItem) = item.From(producers)
+
+/// Defines a stage: a function from its settings record and typed input to its typed output. Returns the
+/// function that places it in a flow with settings, like the built-in ones.
+let defineStage<'In, 'Settings, 'Out when 'In: not struct and 'Settings: not struct and 'Out: not struct>
+        name (defaults: 'Settings) (run: StageContext -> 'Settings -> 'In -> 'Out) =
+    FlowScript.DefineStage<'In, 'Settings, 'Out>(name, defaults, System.Func<_, _, _, _>(run))
+    fun (settings: Setting list) -> stage name settings
+
+/// A stage that rewrites every training face (it sits between augment and split): `transform settings faces`.
+let faceStage name (defaults: 'Settings) (transform: 'Settings -> Fer.Core.Data.FaceSet -> Fer.Core.Data.FaceSet) =
+    defineStage<TrainingFaces, 'Settings, TrainingFaces> name defaults (fun ctx settings input ->
+        let faces = input.Faces.ReadAsync(ctx.CancellationToken).Result
+        TrainingFaces(FaceTable.WriteAsync(ctx, "faces.parquet", transform settings faces).Result))
+
+/// Registers a model written in the script: `registerModel "name" Convolutional [ "dropout" => 0.3 ] (fun classes side hyper -> ...)`.
+let registerModel name family (hyperparameters: Setting list) (create: int -> int -> System.Collections.Generic.IReadOnlyDictionary<string, float> -> Fer.Core.Models.FerModel) =
+    FlowScript.RegisterModel(name, family, hyperparameters, System.Func<_, _, _, _>(create))
+
+let Convolutional = Fer.Core.Models.ModelFamily.Convolutional
+let FullyConnected = Fer.Core.Models.ModelFamily.FullyConnected
+
+/// Declares the flow: its name and nodes, in any order (the engine sorts them by what each consumes).
+let flow name (items: FlowItem list) = FlowScript.Define(name, items) |> ignore

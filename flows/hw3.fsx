@@ -12,15 +12,14 @@ let patience  = param "patience" 8
 let members   = param "cnn_members" 3
 let seed      = param "seed" 0
 
-let cnn i = model (sprintf "cnn%d" (i + 1)) "seed-cnn" [ "epochs" => epochs; "patience" => patience; "augment" => true
-                                                         "reduce_lr_factor" => 0.5; "seed" => seed + i ]
+let cnn i = model (sprintf "cnn%d" (i + 1)) "seed-cnn" [ "augment" => true; "reduce_lr_factor" => 0.5; "seed" => seed + i ]
 
 flow "hw3" [
     ingest    [ "train" => trainFile; "test" => testFile; "count" => 6000; "seed" => seed ]
     augment   [ "flip" => true ]
     split     [ "valid_fraction" => 0.1; "seed" => seed; "leaky" => false ]
-    train     ([ for i in 0 .. members - 1 -> cnn i ]
-               @ [ model "dnn" "seed-dnn" [ "epochs" => epochs; "patience" => patience; "lr" => 5e-4; "seed" => seed ] ]) []
+    train     ([ for i in 0 .. members - 1 -> cnn i ] @ [ model "dnn" "seed-dnn" [ "lr" => 5e-4; "seed" => seed ] ])
+              [ "epochs" => epochs; "patience" => patience ]
     predict   [ "flip_tta" => true ]
     visualize [ "members" => "cnn1"; "per_class" => 1; "filter_layer" => "max_pooling2d_1"; "output_layer" => "conv2d_1" ]
     report    []

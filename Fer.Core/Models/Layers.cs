@@ -41,7 +41,7 @@ public sealed class FlattenDense : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>Keras-style layer names: a counter per layer type (conv2d_1, conv2d_2, dropout_1, ...).</summary>
-internal sealed class KerasNames
+public sealed class KerasNames
 {
     private readonly Dictionary<string, int> _counts = [];
     private readonly List<NamedLayer> _layers = [];

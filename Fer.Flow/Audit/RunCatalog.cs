@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using Fer.Flow.Logging;
 using Fer.Flow.Pipeline;
 
@@ -24,13 +23,7 @@ public static class RunCatalog
             if (status == "running" && !someoneRunning) status = "interrupted";
             var log = Path.Combine(dir, RunLog.FileName);
             if (status == "running" && File.Exists(log) && ClefLog.Read(log).Truncated) status = "interrupted";
-            double? accuracy = null;
-            var metrics = Path.Combine(dir, "metrics.json");
-            if (File.Exists(metrics))
-            {
-                try { accuracy = JsonNode.Parse(File.ReadAllText(metrics))?["ensemble"]?["valid_accuracy"]?.GetValue<double>(); }
-                catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException) { }
-            }
+            double? accuracy = record?.MetricsOf<Fer.Flow.Stages.EnsembleMetrics>().Select(m => (double?)m.Metrics.ValidAccuracy).FirstOrDefault();
             TimeSpan? duration = record?.FinishedUtc is { } f ? f - record.StartedUtc : null;
             return new RunSummary(Path.GetFileName(dir), dir, record?.Flow ?? "?", record?.StartedUtc, duration, status, accuracy, record);
         }).ToList();

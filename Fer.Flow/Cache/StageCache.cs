@@ -120,3 +120,26 @@ public sealed class StageCache(string root)
         catch (UnauthorizedAccessException) { }
     }
 }
+
+/// <summary>Training checkpoints: a folder per node and fingerprint beside the entries, outliving a killed process.</summary>
+public static class CheckpointFolders
+{
+    public static string CheckpointDir(this StageCache cache, string node, string fingerprint) =>
+        Path.Combine(cache.Root, node, $".checkpoint-{Hashing.Short(fingerprint)}");
+
+    /// <summary>Removes a node's checkpoints once it is cached, and those of its earlier settings (abandoned by a kill).</summary>
+    public static int RemoveCheckpoints(this StageCache cache, string node, string? keepFingerprint = null)
+    {
+        var dir = Path.Combine(cache.Root, node);
+        if (!Directory.Exists(dir)) return 0;
+        var keep = keepFingerprint is null ? null : $".checkpoint-{Hashing.Short(keepFingerprint)}";
+        int n = 0;
+        foreach (var d in Directory.EnumerateDirectories(dir, ".checkpoint-*"))
+        {
+            if (Path.GetFileName(d) == keep) continue;
+            try { Directory.Delete(d, recursive: true); n++; }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
+        return n;
+    }
+}

@@ -70,9 +70,8 @@ public static class AuditCommands
             if (rec.Sets.Count > 0) stdout.WriteLine($"sets      {string.Join(", ", rec.Sets.Select(kv => $"{kv.Key}={kv.Value}"))}");
             if (rec.Error is not null) stdout.WriteLine($"error     {rec.FailedStage}: {rec.Error}");
         }
-        var metrics = Path.Combine(r.Dir, "metrics.json");
-        if (File.Exists(metrics) && System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(metrics))?["data"] is { } data)
-            stdout.WriteLine($"data      {data["source"]} {data["sha256"]?.ToJsonString()}");
+        if (r.Record?.MetricsOf<Fer.Flow.Stages.DataMetrics>().Select(m => m.Metrics).FirstOrDefault() is { } data)
+            stdout.WriteLine($"data      {data.Source} {string.Join(", ", data.Files.Select(f => $"{f.Path} sha256 {f.Sha256}"))}");
     }
 
     public sealed record LogQuery(string Artifacts, string? Run, string? Stage, string? Level, string? Grep, bool Json, bool Summary);
@@ -112,29 +111,22 @@ public static class AuditCommands
                           && (stage is null || e.Property("Stage") == stage)
                           && (grep is null || e.Json.Contains(grep, StringComparison.OrdinalIgnoreCase) || e.Render().Contains(grep, StringComparison.OrdinalIgnoreCase)));
 
+    /// <summary>Per node and per model, from the run record (run.json), not from the log's message templates.</summary>
     private static void Summarize(RunSummary run, ClefLog log, TextWriter stdout)
     {
         stdout.WriteLine($"run {run.RunId}: flow {run.Flow}, {run.Status}{(log.Truncated ? " (log cut off)" : "")}");
-        stdout.WriteLine($"{"stage",-10} {"seconds",8} {"cache",-6} rows");
-        foreach (var e in log.Events.Where(e => e.Property("CacheStatus") is not null))
-            stdout.WriteLine($"{e.Property("Stage"),-10} {e.Number("Seconds") ?? 0,8:0.00} {e.Property("CacheStatus"),-6} {e.Property("Rows")}");
-        var failed = log.Events.Where(e => e.Level >= LogEventLevel.Error).ToList();
-        foreach (var e in failed) stdout.WriteLine($"error in {e.Property("Stage") ?? "run"}: {e.Render()}");
-
-        var epochs = log.Events.Where(e => e.Number("Epoch") is not null && e.Number("ValidAccuracy") is not null).GroupBy(e => e.Property("Model")).ToList();
-        if (epochs.Count == 0 && !log.Events.Any(e => e.Property("BestEpoch") is not null)) return;
-        stdout.WriteLine($"{"model",-10} {"epochs",6} {"best",5} {"best valid acc",14}");
-        var models = epochs.Select(g => g.Key).Concat(log.Events.Where(e => e.Property("BestEpoch") is not null).Select(e => e.Property("Model"))).Distinct();
-        foreach (var model in models)
-        {
-            var finished = log.Events.LastOrDefault(e => e.Property("Model") == model && e.Property("BestEpoch") is not null);
-            var seen = epochs.FirstOrDefault(g => g.Key == model)?.ToList() ?? [];
-            var best = seen.OrderByDescending(e => e.Number("ValidAccuracy")).FirstOrDefault();
-            var n = finished?.Number("EpochsRun") ?? seen.Count;
-            var bestEpoch = finished?.Number("BestEpoch") ?? best?.Number("Epoch");
-            var bestAcc = finished?.Number("BestValidAccuracy") ?? best?.Number("ValidAccuracy");
-            stdout.WriteLine($"{model,-10} {n,6} {bestEpoch,5} {bestAcc,14:0.0000}");
-        }
+        var record = run.Record;
+        if (record is null) { stdout.WriteLine("(no run.json: nothing to summarise)"); return; }
+        int width = Math.Max(10, record.Stages.Select(s => s.Stage.Length).DefaultIfEmpty(0).Max());
+        stdout.WriteLine($"{"stage".PadRight(width)} {"seconds",8} {"cache",-8} rows");
+        foreach (var s in record.Stages)
+            stdout.WriteLine($"{s.Stage.PadRight(width)} {s.Seconds,8:0.00} {s.Status,-8} {string.Join(", ", s.Rows.Select(kv => $"{kv.Key}={kv.Value}"))}");
+        if (record.Error is not null) stdout.WriteLine($"error in {record.FailedStage ?? "run"}: {record.Error}");
+        var models = record.MetricsOf<Fer.Flow.Stages.MemberMetrics>().ToList();
+        if (models.Count == 0) return;
+        stdout.WriteLine($"{"model".PadRight(width)} {"epochs",6} {"best",5} {"best valid acc",14}");
+        foreach (var (node, m) in models)
+            stdout.WriteLine($"{node.PadRight(width)} {m.EpochsRun,6} {m.BestEpoch,5} {m.BestValidAccuracy,14:0.0000}");
     }
 
     private static string Abbrev(LogEventLevel l) => l switch

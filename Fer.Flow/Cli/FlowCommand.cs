@@ -10,7 +10,7 @@ namespace Fer.Flow.Cli;
 
 /// <summary>A request to run (or list the stages of) a flow, as the command line gives it.</summary>
 public sealed record FlowRequest(string FlowPath, string Artifacts = "artifacts", IReadOnlyList<string>? Sets = null,
-    RunMode Mode = RunMode.Default, string? Target = null, string Device = "auto", double WaitSeconds = 0, bool Console = true);
+    RunMode Mode = RunMode.Default, string? Target = null, string Device = "auto", double WaitSeconds = 0, bool Console = true, int Parallel = 1);
 
 public static class ExitCodes
 {
@@ -25,12 +25,19 @@ public static class FlowCommand
         var artifacts = Path.GetFullPath(request.Artifacts);
         FlowDefinition flow;
         SetOptions sets;
+        FlowPlan plan;
+        var cache = new StageCache(Path.Combine(artifacts, "cache"));
+        var hasher = new InputFileHasher(cache.Root);
         try
         {
+            if (request.Parallel < 1) throw new FlowDefinitionException($"--parallel {request.Parallel}: give 1 or more nodes at once");
             sets = SetOptions.Parse(request.Sets ?? []);
             flow = FlowScriptHost.Load(request.FlowPath, sets.Flow);
+            // Every setting is bound and checked, and the graph built, before anything runs or the lock is taken.
+            plan = FlowPlanner.Plan(flow, sets.Stages, hasher);
+            if (request.Mode != RunMode.Default) plan.Select(request.Target ?? "", request.Mode == RunMode.From ? "--from" : "--only");
         }
-        catch (FlowDefinitionException e)
+        catch (Exception e) when (e is FlowDefinitionException or FerDataException or FileNotFoundException)
         {
             stderr.WriteLine($"error: {e.Message}");
             return ExitCodes.BadInput;
@@ -55,39 +62,41 @@ public static class FlowCommand
             return ExitCodes.Failed;
         }
         var log = RunLog.Create(runDir, runId, flow.Name, request.Console);
-        var cache = new StageCache(Path.Combine(artifacts, "cache"));
         var swept = cache.SweepAbandoned();
         if (swept > 0) log.Warning("Removed {Count} unfinished cache entries left by an interrupted run", swept);
+        // Checkpoints of a node's earlier settings were abandoned by a kill: only the planned fingerprint's may resume.
+        var checkpoints = plan.Nodes.Sum(n => cache.RemoveCheckpoints(n.Name, keepFingerprint: n.Fingerprint));
+        if (checkpoints > 0) log.Information("Removed {Count} training checkpoints of earlier settings", checkpoints);
 
         var clock = Stopwatch.StartNew();
         var parameters = new SortedDictionary<string, string>(
-            flow.Parameters.ToDictionary(kv => kv.Key, kv => StageParameter.Canonical(kv.Value)), StringComparer.Ordinal);
+            flow.Parameters.ToDictionary(kv => kv.Key, kv => SettingsSchema.Canonical(kv.Value)), StringComparer.Ordinal);
         var record = new RunRecord
         {
             RunId = runId, Flow = flow.Name, Script = flow.ScriptPath,
             Command = CommandLine(request), Parameters = parameters,
             Sets = new SortedDictionary<string, string>(sets.Flow.Concat(sets.Stages).ToDictionary(), StringComparer.Ordinal),
+            Settings = new(plan.Nodes.ToDictionary(n => n.Name, n => SettingsBinder.Canonical(n.Settings)), StringComparer.Ordinal),
+            InputHashes = new(plan.Nodes.SelectMany(n => n.InputFiles).DistinctBy(i => i.Path).ToDictionary(i => i.Path, i => i.Sha256), StringComparer.Ordinal),
             StartedUtc = DateTime.UtcNow,
             Versions = new() { ["fer"] = Versions.Fer, ["torchsharp"] = Versions.TorchSharp, ["libtorch"] = Versions.LibTorch },
         };
-        record.Write(runDir);
 
         FlowRunner? runner = null;
         try
         {
+            record.Write(runDir);
             var device = DeviceChoice.Resolve(request.Device);
             record = record with { Device = device.ToString() };
             log.Information("Run {RunId} of flow {Flow} ({Script}) started: mode {Mode}{Target}, device {Device}, seed {Seed}, parameters {Parameters}, sets {Sets}, versions Fer {FerVersion}, TorchSharp {TorchSharpVersion}, libtorch {LibTorchVersion}",
                 runId, flow.Name, flow.ScriptPath, request.Mode.ToString().ToLowerInvariant(), request.Target is null ? "" : " " + request.Target, device.ToString(),
-                parameters.GetValueOrDefault("seed", "none"), StageParameter.Pairs(parameters), StageParameter.Pairs(record.Sets), Versions.Fer, Versions.TorchSharp, Versions.LibTorch);
+                parameters.GetValueOrDefault("seed", "none"), SettingsSchema.Pairs(parameters), SettingsSchema.Pairs(record.Sets), Versions.Fer, Versions.TorchSharp, Versions.LibTorch);
             record.Write(runDir);
 
-            var hasher = new InputFileHasher(cache.Root);
-            var plan = FlowPlanner.Plan(flow, StageCatalog.Default, sets.Stages, hasher);
             var context = new RunContext
             {
                 RunId = runId, RunDir = runDir, ArtifactsDir = artifacts, Flow = flow, Cache = cache, InputHasher = hasher,
-                Device = device, Log = log, CancellationToken = ct,
+                Device = device, Log = log, CancellationToken = ct, Parallel = request.Parallel,
                 Interactive = request.Console && !System.Console.IsOutputRedirected,
             };
             runner = new FlowRunner(context);
@@ -105,13 +114,14 @@ public static class FlowCommand
                 Status = status, Error = message, FailedStage = stage, FinishedUtc = DateTime.UtcNow,
                 Stages = runner is null ? [] : [.. runner.Reports],
             };
-            log.Error("Run {RunId} {Status} after {Seconds:0.0} s in stage {FailedStage}: {Error}", runId, status, clock.Elapsed.TotalSeconds, stage ?? "(none)", message);
+            log.Error(e, "Run {RunId} {Status} after {Seconds:0.0} s in stage {FailedStage}: {Error}", runId, status, clock.Elapsed.TotalSeconds, stage ?? "(none)", message);
             stderr.WriteLine($"error: {message}");
             return code;
         }
         finally
         {
-            record.Write(runDir);
+            try { record.Write(runDir); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { stderr.WriteLine($"error: cannot write {Path.Combine(runDir, RunRecord.FileName)}: {e.Message}"); }
             await log.DisposeAsync();
         }
     }
@@ -138,15 +148,16 @@ public static class FlowCommand
             var sets = SetOptions.Parse(request.Sets ?? []);
             var flow = FlowScriptHost.Load(request.FlowPath, sets.Flow);
             var cache = new StageCache(Path.Combine(Path.GetFullPath(request.Artifacts), "cache"));
-            var plan = FlowPlanner.Plan(flow, StageCatalog.Default, sets.Stages, new InputFileHasher(cache.Root));
-            stdout.WriteLine($"{"stage",-10} {"fingerprint",-16}  status");
-            foreach (var p in plan)
+            var plan = FlowPlanner.Plan(flow, sets.Stages, new InputFileHasher(cache.Root));
+            int width = Math.Max(10, plan.Nodes.Max(n => n.Name.Length));
+            stdout.WriteLine($"{"stage".PadRight(width)} {"kind",-13} {"fingerprint",-16}  {"status",-8} inputs");
+            foreach (var p in plan.Nodes)
             {
-                var status = cache.Lookup(p.Name, p.Fingerprint).Status switch
+                var status = p.Stage.Volatile ? "volatile" : cache.Lookup(p.Name, p.Fingerprint).Status switch
                 {
                     CacheStatus.Hit => "cached", CacheStatus.Stale => "stale", CacheStatus.Corrupt => "damaged", _ => "missing",
                 };
-                stdout.WriteLine($"{p.Name,-10} {Hashing.Short(p.Fingerprint),-16}  {status}");
+                stdout.WriteLine($"{p.Name.PadRight(width)} {p.Kind,-13} {Hashing.Short(p.Fingerprint),-16}  {status,-8} {string.Join(", ", p.Producers)}");
             }
             return ExitCodes.Ok;
         }
@@ -157,12 +168,18 @@ public static class FlowCommand
         }
     }
 
+    /// <summary>The command as typed, so pasting it reruns the same run (values with spaces or quotes are quoted).</summary>
     private static string CommandLine(FlowRequest r)
     {
         var parts = new List<string> { "fer", "run", r.FlowPath };
         foreach (var s in r.Sets ?? []) parts.AddRange(["--set", s]);
         if (r.Mode != RunMode.Default) parts.AddRange([r.Mode == RunMode.From ? "--from" : "--only", r.Target ?? ""]);
-        parts.AddRange(["--device", r.Device]);
-        return string.Join(' ', parts);
+        parts.AddRange(["--device", r.Device, "--artifacts", r.Artifacts]);
+        if (r.WaitSeconds > 0) parts.AddRange(["--wait", r.WaitSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        if (r.Parallel != 1) parts.AddRange(["--parallel", r.Parallel.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        return string.Join(' ', parts.Select(Quote));
     }
+
+    internal static string Quote(string arg) =>
+        arg.Length > 0 && arg.All(c => char.IsLetterOrDigit(c) || "-_./=:,+@%".Contains(c)) ? arg : "'" + arg.Replace("'", "'\\''") + "'";
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json;
 using System.Threading.Tasks.Dataflow;
 using Fer.Flow.Cache;
 using Serilog;
@@ -17,153 +18,188 @@ public sealed class StageFailedException(string stage, Exception cause)
 /// <summary>A stage needed a cached upstream entry that does not exist (with --only).</summary>
 public sealed class MissingUpstreamException(string message) : Exception(message);
 
-/// <summary>What happened to one stage in a run.</summary>
-public sealed record StageReport(string Stage, string Fingerprint, string Status, double Seconds, IReadOnlyDictionary<string, long> Rows);
+/// <summary>A node's finished output as its consumers receive it.</summary>
+public sealed record NodeResult(string Node, string Fingerprint, string Dir, object Output, bool CacheHit);
 
 /// <summary>
-/// Runs a planned flow as a chain of TPL Dataflow blocks, one per stage, linked with completion propagation:
-/// each block takes the outputs so far, reuses or computes its stage and passes them on. A fault in a block
-/// faults the rest of the chain and surfaces as <see cref="StageFailedException"/>; cancellation stops
-/// at the next check, and nothing half-written is committed to the cache.
+/// Runs a planned flow as a TPL Dataflow network with one branch per node: each node's result is broadcast
+/// through a <see cref="WriteOnceBlock{T}"/> to the <see cref="BatchBlock{T}"/> of each consumer, which fires
+/// once every producer has delivered (the ensemble joins all members this way), so independent nodes (two
+/// members, predict and visualize) can run side by side, at most <see cref="RunContext.Parallel"/> at once.
+/// A fault stops the network and surfaces as <see cref="StageFailedException"/>; cancellation stops at the next
+/// check, and nothing half-written is committed to the cache.
 /// </summary>
 public sealed class FlowRunner(RunContext run)
 {
     public IReadOnlyList<StageReport> Reports => run.Completed;
 
-    public async Task<IReadOnlyDictionary<string, StageOutput>> RunAsync(
-        IReadOnlyList<PlannedStage> plan, RunMode mode = RunMode.Default, string? target = null)
-    {
-        int targetIndex = -1;
-        if (mode != RunMode.Default)
-        {
-            targetIndex = plan.ToList().FindIndex(p => p.Name == target);
-            if (targetIndex < 0)
-                throw new FlowDefinitionException(
-                    $"--{(mode == RunMode.From ? "from" : "only")} {target}: flow {run.Flow.Name} has no stage '{target}'; its stages: {string.Join(" ", plan.Select(p => p.Name))}");
-        }
+    private enum NodeAction { Reuse, Force, LoadOnly }
 
-        // Decide per stage: compute-if-needed, force, load-only (must be cached) or skip.
-        var actions = new List<(PlannedStage Stage, StageAction Action)>();
-        var needed = mode == RunMode.Only ? UpstreamClosure(plan, plan[targetIndex]) : null;
-        for (int i = 0; i < plan.Count; i++)
+    public async Task<IReadOnlyDictionary<string, NodeResult>> RunAsync(FlowPlan plan, RunMode mode = RunMode.Default, string? target = null)
+    {
+        _plan = plan;
+        var actions = Decide(plan, mode, target);
+        var results = new Dictionary<string, NodeResult>(StringComparer.Ordinal);
+        if (actions.Count == 0) return results;
+
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(run.CancellationToken);
+        using var gate = new SemaphoreSlim(Math.Max(1, run.Parallel));
+        var outputs = actions.Keys.ToDictionary(n => n, _ => new WriteOnceBlock<NodeResult>(r => r), StringComparer.Ordinal);
+        var workers = new List<Task>();
+        Exception? firstFailure = null;
+
+        foreach (var node in plan.Nodes.Where(n => actions.ContainsKey(n.Name)))
         {
-            var action = mode switch
+            var producers = node.Producers.Where(actions.ContainsKey).ToList();
+            var execute = new TransformBlock<NodeResult[], NodeResult>(async inputs =>
             {
-                RunMode.Default => StageAction.Reuse,
-                RunMode.From => i >= targetIndex ? StageAction.Force : StageAction.Reuse,
-                _ => i == targetIndex ? StageAction.Force : needed!.Contains(plan[i].Name) ? StageAction.LoadOnly : StageAction.Skip,
-            };
-            if (action != StageAction.Skip) actions.Add((plan[i], action));
+                await gate.WaitAsync(stop.Token);
+                try { return await ExecuteAsync(node, actions[node.Name], inputs); }
+                finally { gate.Release(); }
+            }, new ExecutionDataflowBlockOptions { CancellationToken = stop.Token });
+            execute.LinkTo(outputs[node.Name]);
+            if (producers.Count == 0)
+            {
+                execute.Post([]);
+            }
+            else
+            {
+                var join = new BatchBlock<NodeResult>(producers.Count, new GroupingDataflowBlockOptions { CancellationToken = stop.Token });
+                join.LinkTo(execute, new DataflowLinkOptions { PropagateCompletion = true });
+                foreach (var p in producers) outputs[p].LinkTo(join);
+            }
+            var output = outputs[node.Name];
+            workers.Add(output.ReceiveAsync(stop.Token).ContinueWith(t =>
+            {
+                if (t.IsCompletedSuccessfully) lock (results) results[node.Name] = t.Result;
+            }, TaskScheduler.Default));
+            _ = execute.Completion.ContinueWith(t =>
+            {
+                if (t.IsFaulted)
+                {
+                    Interlocked.CompareExchange(ref firstFailure, t.Exception!.Flatten().InnerExceptions[0], null);
+                    stop.Cancel(); // the other branches stop at their next check
+                }
+            }, TaskScheduler.Default);
         }
 
-        if (mode == RunMode.Only)
-        {
-            var missing = actions.Where(a => a.Action == StageAction.LoadOnly)
-                .Where(a => run.Cache.Lookup(a.Stage.Name, a.Stage.Fingerprint).Status != CacheStatus.Hit)
-                .Select(a => a.Stage.Name).ToList();
-            if (missing.Count > 0)
-                throw new MissingUpstreamException(
-                    $"--only {target} needs the cached output of {string.Join(", ", missing.Select(m => "stage " + m))}, which {(missing.Count == 1 ? "is" : "are")} missing for these settings; " +
-                    $"make {(missing.Count == 1 ? "it" : "them")} first with: fer run {Path.GetFileName(run.Flow.ScriptPath ?? run.Flow.Name)} (same --set values), or use --from {missing[0]}");
-        }
-
-        var options = new ExecutionDataflowBlockOptions { CancellationToken = run.CancellationToken, BoundedCapacity = 1 };
-        var link = new DataflowLinkOptions { PropagateCompletion = true };
-        var blocks = actions.Select(a => new TransformBlock<Outputs, Outputs>(
-            outputs => ExecuteAsync(a.Stage, a.Action, outputs), options)).ToList();
-        Outputs? final = null;
-        var sink = new ActionBlock<Outputs>(o => final = o, new ExecutionDataflowBlockOptions { CancellationToken = run.CancellationToken });
-        for (int i = 0; i < blocks.Count; i++)
-            blocks[i].LinkTo(i + 1 < blocks.Count ? blocks[i + 1] : sink, link);
-        if (blocks.Count == 0) return new Dictionary<string, StageOutput>();
-
-        await blocks[0].SendAsync(new Outputs(), run.CancellationToken);
-        blocks[0].Complete();
-        try
-        {
-            await sink.Completion;
-        }
-        catch (AggregateException ae) when (ae.Flatten().InnerExceptions.Count == 1)
-        {
-            // Faults propagate down the chain wrapped once per block: surface the original.
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ae.Flatten().InnerExceptions[0]).Throw();
-        }
+        try { await Task.WhenAll(workers); }
+        catch (OperationCanceledException) { }
+        if (firstFailure is not null && firstFailure is not OperationCanceledException)
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(firstFailure).Throw();
         run.CancellationToken.ThrowIfCancellationRequested();
-        return final ?? throw new InvalidOperationException("the flow ended without output");
+        if (firstFailure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(firstFailure).Throw();
+        return results;
     }
 
-    private enum StageAction { Reuse, Force, LoadOnly, Skip }
-
-    private sealed class Outputs : Dictionary<string, StageOutput>
+    /// <summary>Per node: compute if needed, force, load only (must be cached); nodes left out are skipped.</summary>
+    private Dictionary<string, NodeAction> Decide(FlowPlan plan, RunMode mode, string? target)
     {
-        public Outputs() : base(StringComparer.Ordinal) { }
-        public Outputs(Outputs other) : base(other, StringComparer.Ordinal) { }
-    }
-
-    private static HashSet<string> UpstreamClosure(IReadOnlyList<PlannedStage> plan, PlannedStage target)
-    {
-        var result = new HashSet<string>(StringComparer.Ordinal);
-        var stack = new Stack<string>(target.UpstreamFingerprints.Keys);
-        while (stack.Count > 0)
+        var actions = new Dictionary<string, NodeAction>(StringComparer.Ordinal);
+        if (mode == RunMode.Default)
         {
-            var name = stack.Pop();
-            if (!result.Add(name)) continue;
-            foreach (var u in plan.First(p => p.Name == name).UpstreamFingerprints.Keys) stack.Push(u);
+            foreach (var n in plan.Nodes) actions[n.Name] = NodeAction.Reuse;
+            return actions;
         }
-        return result;
+        var option = mode == RunMode.From ? "--from" : "--only";
+        var targets = plan.Select(target ?? "", option);
+        if (mode == RunMode.From)
+        {
+            var forced = plan.DownstreamOf(targets);
+            foreach (var n in plan.Nodes) actions[n.Name] = forced.Contains(n.Name) ? NodeAction.Force : NodeAction.Reuse;
+            return actions;
+        }
+        var targetNames = targets.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (var name in plan.UpstreamOf(targets).Where(n => !targetNames.Contains(n))) actions[name] = NodeAction.LoadOnly;
+        foreach (var t in targets) actions[t.Name] = NodeAction.Force;
+        var missing = plan.Nodes.Where(n => actions.GetValueOrDefault(n.Name) == NodeAction.LoadOnly && !n.Stage.Volatile)
+            .Where(n => run.Cache.Lookup(n.Name, n.Fingerprint).Status != CacheStatus.Hit)
+            .Select(n => n.Name).ToList();
+        if (missing.Count > 0)
+            throw new MissingUpstreamException(
+                $"--only {target} needs the cached output of {string.Join(", ", missing.Select(m => "stage " + m))}, which {(missing.Count == 1 ? "is" : "are")} missing for these settings; " +
+                $"make {(missing.Count == 1 ? "it" : "them")} first with: fer run {Path.GetFileName(run.Flow.ScriptPath ?? run.Flow.Name)} (same --set values), or use --from {missing[0]}");
+        return actions;
     }
 
-    private async Task<Outputs> ExecuteAsync(PlannedStage planned, StageAction action, Outputs upstream)
+    private async Task<NodeResult> ExecuteAsync(PlannedNode planned, NodeAction action, NodeResult[] inputs)
     {
         var log = run.Log.ForContext("Stage", planned.Name);
         var clock = Stopwatch.StartNew();
         log.Information("Stage {Stage} started ({Action}), fingerprint {Fingerprint}", planned.Name, action.ToString().ToLowerInvariant(), Hashing.Short(planned.Fingerprint));
         try
         {
-            var output = planned.Stage.Volatile
+            run.CancellationToken.ThrowIfCancellationRequested();
+            // Inputs in the planner's order (port order, then producer name), not in the order they arrived.
+            var upstream = planned.Producers.Select(p => inputs.First(i => i.Node == p)).Select(i => new Produced<object>(i.Node, i.Output)).ToList();
+            var (result, manifest) = planned.Stage.Volatile
                 ? await ComputeVolatileAsync(planned, upstream, log)
                 : await ReuseOrComputeAsync(planned, action, upstream, log);
-            Publish(output);
-            if (planned.Stage.Volatile) TryDeleteDir(output.Dir);
-            var status = planned.Stage.Volatile ? "volatile" : output.CacheHit ? "hit" : "miss";
+            Publish(result.Dir);
+            if (planned.Stage.Volatile) TryDeleteDir(result.Dir);
+            var status = planned.Stage.Volatile ? "volatile" : result.CacheHit ? "hit" : "miss";
             log.Information("Stage {Stage} finished in {Seconds:0.00} s: cache {CacheStatus}, fingerprint {Fingerprint}, rows {Rows}",
-                planned.Name, clock.Elapsed.TotalSeconds, status, Hashing.Short(planned.Fingerprint), StageParameter.Pairs(output.Manifest.Rows));
-            lock (run.Completed) run.Completed.Add(new StageReport(planned.Name, planned.Fingerprint, status, clock.Elapsed.TotalSeconds, output.Manifest.Rows));
-            return new Outputs(upstream) { [planned.Name] = output };
+                planned.Name, clock.Elapsed.TotalSeconds, status, Hashing.Short(planned.Fingerprint), SettingsSchema.Pairs(manifest.Rows));
+            var metrics = (result.Output as IHasMetrics)?.Metrics;
+            var report = new StageReport(planned.Name, planned.Kind, planned.Fingerprint, status, clock.Elapsed.TotalSeconds, manifest.Rows)
+            {
+                MetricsType = metrics?.GetType().Name,
+                Metrics = metrics is null ? null : JsonSerializer.SerializeToElement(metrics, metrics.GetType(), RunRecord.Json),
+            };
+            lock (run.Completed) run.Completed.Add(report);
+            return result;
         }
         catch (OperationCanceledException) when (run.CancellationToken.IsCancellationRequested)
         {
             log.Warning("Stage {Stage} cancelled after {Seconds:0.00} s; nothing of it was cached", planned.Name, clock.Elapsed.TotalSeconds);
             throw;
         }
+        catch (OperationCanceledException)
+        {
+            throw; // another branch failed: this one stopped, the failure is reported there
+        }
         catch (Exception ex) when (ex is not StageFailedException and not MissingUpstreamException)
         {
-            var parameters = planned.Settings.Canonical();
             log.Error(ex, "Stage {Stage} failed after {Seconds:0.00} s with settings {Settings}: {Error}",
-                planned.Name, clock.Elapsed.TotalSeconds, StageParameter.Pairs(parameters), ex.Message);
+                planned.Name, clock.Elapsed.TotalSeconds, SettingsSchema.Pairs(SettingsBinder.Canonical(planned.Settings)), ex.Message);
             throw new StageFailedException(planned.Name, ex);
         }
     }
 
     /// <summary>The cached entry when it is valid and may be used, else a fresh computation.</summary>
-    private async Task<StageOutput> ReuseOrComputeAsync(PlannedStage planned, StageAction action, Outputs upstream, ILogger log)
+    private async Task<(NodeResult, StageManifest)> ReuseOrComputeAsync(PlannedNode planned, NodeAction action, List<Produced<object>> upstream, ILogger log)
     {
         var lookup = run.Cache.Lookup(planned.Name, planned.Fingerprint);
+        object? output = null;
+        if (lookup.Status == CacheStatus.Hit)
+        {
+            try { output = OutputStore.Read(planned.Stage.OutputType, lookup.Dir); }
+            catch (Exception e) when (e is InvalidDataException or IOException)
+            {
+                lookup = lookup with { Status = CacheStatus.Corrupt, Problem = e.Message };
+            }
+        }
         if (lookup.Status == CacheStatus.Corrupt)
         {
             log.Warning("Cache entry {Dir} of stage {Stage} is damaged ({Problem}); it will be recomputed", lookup.Dir, planned.Name, lookup.Problem);
             run.Cache.Evict(planned.Name, planned.Fingerprint);
         }
-        if (action == StageAction.LoadOnly && lookup.Status != CacheStatus.Hit)
+        if (action == NodeAction.LoadOnly && output is null)
             throw new MissingUpstreamException(
                 $"stage {planned.Name} has no cached output for fingerprint {Hashing.Short(planned.Fingerprint)} ({(lookup.Problem ?? lookup.Status.ToString().ToLowerInvariant())}); " +
                 $"make it first with: fer run {Path.GetFileName(run.Flow.ScriptPath ?? run.Flow.Name)} (same --set values), or use --from {planned.Name}");
-        return action != StageAction.Force && lookup.Status == CacheStatus.Hit
-            ? new StageOutput(planned.Name, planned.Fingerprint, lookup.Dir, lookup.Manifest!, CacheHit: true)
+        return action != NodeAction.Force && output is not null
+            ? (new NodeResult(planned.Name, planned.Fingerprint, lookup.Dir, output, CacheHit: true), lookup.Manifest!)
             : await ComputeAsync(planned, upstream, log);
     }
 
-    private async Task<StageOutput> ComputeAsync(PlannedStage planned, Outputs upstream, ILogger log)
+    private StageContext Context(PlannedNode planned, List<Produced<object>> upstream, string outputDir, ILogger log) => new()
+    {
+        Run = run, Node = planned.Name, Fingerprint = planned.Fingerprint, Upstream = upstream, OutputDir = outputDir,
+        CheckpointDir = run.Cache.CheckpointDir(planned.Name, planned.Fingerprint), Log = log,
+    };
+
+    private async Task<(NodeResult, StageManifest)> ComputeAsync(PlannedNode planned, List<Produced<object>> upstream, ILogger log)
     {
         PendingEntry pending;
         try { pending = run.Cache.Begin(planned.Name, planned.Fingerprint); }
@@ -173,41 +209,34 @@ public sealed class FlowRunner(RunContext run)
                                   "is the artifacts folder read-only or the disk full? Earlier cache entries are untouched", e);
         }
         var clock = Stopwatch.StartNew();
-        var context = new StageContext
-        {
-            Run = run,
-            Stage = planned.Name,
-            Fingerprint = planned.Fingerprint,
-            Settings = planned.Settings,
-            Members = planned.Members,
-            Upstream = planned.UpstreamFingerprints.Keys.ToDictionary(u => u, u => upstream[u]),
-            OutputDir = pending.Dir,
-            Log = log,
-        };
-        context.Inputs.AddRange(planned.Inputs);
+        var context = Context(planned, upstream, pending.Dir, log);
+        context.InputFiles.AddRange(planned.InputFiles);
         try
         {
-            await planned.Stage.RunAsync(context);
+            var output = await planned.Stage.RunAsync(context, planned.Settings);
             run.CancellationToken.ThrowIfCancellationRequested();
             // An input that changed while the stage ran must not yield an entry claiming its old content.
-            foreach (var input in context.Inputs)
+            foreach (var input in context.InputFiles)
                 if (!run.InputHasher.Unchanged(input))
                     throw new IOException($"{input.Path} changed while stage {planned.Name} was reading it; nothing was cached, run again");
+            OutputStore.Write(output, pending.Dir);
             var manifest = new StageManifest
             {
                 Stage = planned.Name,
                 Fingerprint = planned.Fingerprint,
                 CodeVersion = planned.Stage.CodeVersion,
-                Parameters = planned.Settings.Canonical(),
-                Upstream = planned.UpstreamFingerprints,
-                Inputs = context.Inputs,
+                Parameters = SettingsBinder.Canonical(planned.Settings),
+                Upstream = UpstreamFingerprints(planned),
+                Inputs = context.InputFiles,
                 Rows = context.Rows,
                 Seconds = clock.Elapsed.TotalSeconds,
                 CreatedUtc = DateTime.UtcNow,
                 RunId = run.RunId,
             };
             var dir = run.Cache.Commit(pending, manifest);
-            return new StageOutput(planned.Name, planned.Fingerprint, dir, StageManifest.TryRead(dir)!, CacheHit: false);
+            run.Cache.RemoveCheckpoints(planned.Name);
+            return (new NodeResult(planned.Name, planned.Fingerprint, dir, OutputStore.Read(planned.Stage.OutputType, dir), CacheHit: false),
+                StageManifest.TryRead(dir)!);
         }
         catch
         {
@@ -217,26 +246,21 @@ public sealed class FlowRunner(RunContext run)
     }
 
     /// <summary>A stage that describes the run itself: computed in a scratch folder of the run, published, never cached.</summary>
-    private async Task<StageOutput> ComputeVolatileAsync(PlannedStage planned, Outputs upstream, ILogger log)
+    private async Task<(NodeResult, StageManifest)> ComputeVolatileAsync(PlannedNode planned, List<Produced<object>> upstream, ILogger log)
     {
         var scratch = Path.Combine(run.RunDir, $".{planned.Name}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(scratch);
         try
         {
-            var context = new StageContext
-            {
-                Run = run, Stage = planned.Name, Fingerprint = planned.Fingerprint, Settings = planned.Settings, Members = planned.Members,
-                Upstream = planned.UpstreamFingerprints.Keys.ToDictionary(u => u, u => upstream[u]), OutputDir = scratch, Log = log,
-            };
-            await planned.Stage.RunAsync(context);
+            var context = Context(planned, upstream, scratch, log);
+            var output = await planned.Stage.RunAsync(context, planned.Settings);
             var manifest = new StageManifest
             {
                 Stage = planned.Name, Fingerprint = planned.Fingerprint, CodeVersion = planned.Stage.CodeVersion,
-                Parameters = planned.Settings.Canonical(), Upstream = planned.UpstreamFingerprints, Rows = context.Rows,
+                Parameters = SettingsBinder.Canonical(planned.Settings), Upstream = UpstreamFingerprints(planned), Rows = context.Rows,
                 CreatedUtc = DateTime.UtcNow, RunId = run.RunId,
             };
-            var output = new StageOutput(planned.Name, planned.Fingerprint, scratch, manifest, CacheHit: false);
-            return output;
+            return (new NodeResult(planned.Name, planned.Fingerprint, scratch, output, CacheHit: false), manifest);
         }
         catch
         {
@@ -245,24 +269,24 @@ public sealed class FlowRunner(RunContext run)
         }
     }
 
+    private SortedDictionary<string, string> UpstreamFingerprints(PlannedNode planned) =>
+        new(planned.Producers.ToDictionary(p => p, p => _plan!.Find(p)!.Fingerprint), StringComparer.Ordinal);
+
+    private FlowPlan? _plan;
+
     private static void TryDeleteDir(string dir)
     {
         try { if (Directory.Exists(dir)) Directory.Delete(dir, true); } catch (IOException) { }
     }
 
-    private void Publish(StageOutput output)
+    /// <summary>Copies an entry's publish/ folder into the run folder (each file to a temporary name, then renamed).</summary>
+    private void Publish(string entryDir)
     {
-        var publish = output.PathOf("publish");
+        var publish = Path.Combine(entryDir, "publish");
         if (!Directory.Exists(publish)) return;
         foreach (var file in Directory.EnumerateFiles(publish, "*", SearchOption.AllDirectories))
         {
-            var rel = Path.GetRelativePath(publish, file);
-            var dest = Path.Combine(run.RunDir, rel);
-            if (rel == "metrics.json")
-            {
-                RunMetrics.Merge(Path.Combine(run.RunDir, "metrics.json"), file);
-                continue;
-            }
+            var dest = Path.Combine(run.RunDir, Path.GetRelativePath(publish, file));
             Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
             var tmp = dest + ".tmp";
             File.Copy(file, tmp, overwrite: true);

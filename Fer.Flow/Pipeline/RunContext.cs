@@ -18,6 +18,8 @@ public sealed class RunContext
     public CancellationToken CancellationToken { get; init; }
     /// <summary>True when progress can be drawn live (stdout is a terminal).</summary>
     public bool Interactive { get; init; }
-    /// <summary>The stages finished so far in this run, in order (the report lists them).</summary>
+    /// <summary>How many nodes may compute at once.</summary>
+    public int Parallel { get; init; } = 1;
+    /// <summary>The nodes finished so far in this run, in the order they finished.</summary>
     public List<StageReport> Completed { get; } = [];
 }

@@ -3,7 +3,18 @@ using System.Text.Json.Serialization;
 
 namespace Fer.Flow.Pipeline;
 
-/// <summary>runs/&lt;id&gt;/run.json: what a run was asked to do and how it ended (rewritten at the end).</summary>
+/// <summary>What happened to one node in a run, with the typed metrics its output reported.</summary>
+public sealed record StageReport(string Stage, string Kind, string Fingerprint, string Status, double Seconds, IReadOnlyDictionary<string, long> Rows)
+{
+    /// <summary>The CLR name of the metrics record (e.g. MemberMetrics), so readers pick entries by type.</summary>
+    public string? MetricsType { get; init; }
+    public JsonElement? Metrics { get; init; }
+
+    public T? MetricsAs<T>() where T : class =>
+        MetricsType == typeof(T).Name && Metrics is { } m ? m.Deserialize<T>(RunRecord.Json) : null;
+}
+
+/// <summary>runs/&lt;id&gt;/run.json: what a run was asked to do, each node's outcome and metrics, and how it ended.</summary>
 public sealed record RunRecord
 {
     public required string RunId { get; init; }
@@ -12,6 +23,10 @@ public sealed record RunRecord
     public required string Command { get; init; }
     public SortedDictionary<string, string> Parameters { get; init; } = [];
     public SortedDictionary<string, string> Sets { get; init; } = [];
+    /// <summary>Every node's settings in force (canonical text), by node.</summary>
+    public SortedDictionary<string, SortedDictionary<string, string>> Settings { get; init; } = [];
+    /// <summary>Input files and their SHA-256.</summary>
+    public SortedDictionary<string, string> InputHashes { get; init; } = [];
     public string? Device { get; init; }
     public SortedDictionary<string, string> Versions { get; init; } = [];
     public DateTime StartedUtc { get; init; }
@@ -23,24 +38,36 @@ public sealed record RunRecord
     public List<StageReport> Stages { get; init; } = [];
 
     public const string FileName = "run.json";
+    public const string MetricsFileName = "metrics.json";
 
     public static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
+
+    /// <summary>Every node's metrics of type T, by node name.</summary>
+    public IEnumerable<(string Node, T Metrics)> MetricsOf<T>() where T : class =>
+        Stages.Select(s => (s.Stage, M: s.MetricsAs<T>())).Where(x => x.M is not null).Select(x => (x.Stage, x.M!));
 
     public void Write(string runDir)
     {
         var path = Path.Combine(runDir, FileName);
         File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(this, Json));
         File.Move(path + ".tmp", path, overwrite: true);
+        // metrics.json: the same metrics by node, for readers that want only the numbers.
+        var metrics = new SortedDictionary<string, JsonElement>(StringComparer.Ordinal);
+        foreach (var s in Stages) if (s.Metrics is { } m) metrics[s.Stage] = m;
+        var metricsPath = Path.Combine(runDir, MetricsFileName);
+        File.WriteAllText(metricsPath + ".tmp", JsonSerializer.Serialize(metrics, Json));
+        File.Move(metricsPath + ".tmp", metricsPath, overwrite: true);
     }
 
     public static RunRecord? TryRead(string runDir)
     {
         try { return JsonSerializer.Deserialize<RunRecord>(File.ReadAllText(Path.Combine(runDir, FileName)), Json); }
-        catch (Exception e) when (e is IOException or JsonException) { return null; }
+        catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException) { return null; }
     }
 }

@@ -1,19 +1,33 @@
 namespace Fer.Flow.Pipeline;
 
-/// <summary>The stages a flow may name.</summary>
-public sealed class StageCatalog(IEnumerable<IStage> stages)
+/// <summary>The stages a flow may name: Fer's own and those its script defines.</summary>
+public sealed class StageCatalog
 {
-    /// <summary>Fer's stages, in their usual order.</summary>
-    public static StageCatalog Default { get; } = new([
-        new Stages.IngestStage(), new Stages.AugmentStage(), new Stages.SplitStage(), new Stages.TrainStage(),
+    private readonly Dictionary<string, IStageDefinition> _stages;
+
+    public StageCatalog(IEnumerable<IStageDefinition> stages) =>
+        _stages = stages.ToDictionary(s => s.Kind, StringComparer.Ordinal);
+
+    /// <summary>Fer's stages. Adding a built-in stage means writing its file and listing it here.</summary>
+    public static StageCatalog Default => new([
+        new Stages.IngestStage(), new Stages.AugmentStage(), new Stages.SplitStage(), new Stages.TrainMemberStage(),
         new Stages.PredictStage(), new Stages.VisualizeStage(), new Stages.ReportStage(),
     ]);
 
-    private readonly Dictionary<string, IStage> _stages = stages.ToDictionary(s => s.Name, StringComparer.Ordinal);
-
     public IReadOnlyCollection<string> Names => _stages.Keys;
 
-    public IStage Get(string name) => _stages.TryGetValue(name, out var s)
+    public IStageDefinition Get(string kind) => _stages.TryGetValue(kind, out var s)
         ? s
-        : throw new FlowDefinitionException($"unknown stage '{name}'; known stages: {string.Join(" ", _stages.Keys)}");
+        : throw new FlowDefinitionException($"unknown stage '{kind}'; known stages: {string.Join(" ", _stages.Keys)}");
+
+    public void Add(IStageDefinition stage)
+    {
+        if (_stages.TryGetValue(stage.Kind, out var existing) && existing.SourceHash is null)
+            throw new FlowDefinitionException($"stage '{stage.Kind}' is one of Fer's own; give the script's stage another name");
+        _stages[stage.Kind] = stage;
+    }
+
+    /// <summary>The kinds of stage that make an output of this type.</summary>
+    public IEnumerable<string> Producers(Type type) =>
+        _stages.Values.Where(s => type.IsAssignableFrom(s.OutputType)).Select(s => s.Kind).Order(StringComparer.Ordinal);
 }

@@ -1,34 +1,44 @@
+using Fer.Core.Models;
 using Fer.Flow.Cache;
 using Serilog;
 
 namespace Fer.Flow.Pipeline;
 
-/// <summary>What a stage gets when it runs: its settings, upstream entries, an output folder and the run.</summary>
+/// <summary>An input a node received: which node made it and its typed output.</summary>
+public sealed record Produced<T>(string Node, T Output);
+
+/// <summary>What a stage gets when it runs: its typed inputs, an output folder, a checkpoint folder and the run.</summary>
 public sealed class StageContext
 {
     public required RunContext Run { get; init; }
-    public required string Stage { get; init; }
+    /// <summary>The node's name (ingest, train.cnn, ...).</summary>
+    public required string Node { get; init; }
     public required string Fingerprint { get; init; }
-    public required StageSettings Settings { get; init; }
-    public required IReadOnlyList<(MemberSpec Spec, StageSettings Settings)> Members { get; init; }
-    public required IReadOnlyDictionary<string, StageOutput> Upstream { get; init; }
+    /// <summary>The inputs bound to this node by the planner, in port order.</summary>
+    public required IReadOnlyList<Produced<object>> Upstream { get; init; }
     /// <summary>The cache entry being written (a temporary folder until the runner commits it).</summary>
     public required string OutputDir { get; init; }
+    /// <summary>A folder that outlives a killed process (for training checkpoints); removed once the node is cached.</summary>
+    public required string CheckpointDir { get; init; }
     public required ILogger Log { get; init; }
+    public ModelCatalog Models => Run.Flow.Models;
     public CancellationToken CancellationToken => Run.CancellationToken;
-
-    /// <summary>Files here are copied into the run folder after the stage (and on every later cache hit).</summary>
-    public string PublishDir => Path.Combine(OutputDir, "publish");
-    public string FiguresDir => Path.Combine(PublishDir, "figures");
 
     /// <summary>Row counts recorded in the manifest and the log (e.g. train=28709).</summary>
     public SortedDictionary<string, long> Rows { get; } = new(StringComparer.Ordinal);
 
     /// <summary>Input files read, with their hashes before the stage ran (checked again before commit).</summary>
-    public List<ManifestInput> Inputs { get; } = [];
+    public List<ManifestInput> InputFiles { get; } = [];
 
-    public StageOutput Input(string stage) => Upstream.TryGetValue(stage, out var o)
-        ? o : throw new InvalidOperationException($"stage {Stage} needs the output of stage {stage}, which this flow lacks");
+    /// <summary>The one input of type T (the planner guarantees it exists for a One port).</summary>
+    public T Input<T>() where T : class => OptionalInput<T>()
+        ?? throw new InvalidOperationException($"node {Node} has no input of type {typeof(T).Name}; declare InputPort.One<{typeof(T).Name}>()");
+
+    public T? OptionalInput<T>() where T : class => Inputs<T>().Select(p => p.Output).FirstOrDefault();
+
+    /// <summary>Every input of type T with the node that made it (a join's inputs), in the planner's order.</summary>
+    public IReadOnlyList<Produced<T>> Inputs<T>() where T : class =>
+        Upstream.Where(u => u.Output is T).Select(u => new Produced<T>(u.Node, (T)u.Output)).ToList();
 
     public string OutputPath(string file)
     {
@@ -36,4 +46,10 @@ public sealed class StageContext
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         return path;
     }
+
+    /// <summary>A path under publish/: copied into each run's folder after the stage (and on every later cache hit).</summary>
+    public string PublishPath(string file) => OutputPath(Path.Combine("publish", file));
+
+    /// <summary>A figure published as figures/NAME in the run folder.</summary>
+    public FigureFile Figure(string name) => new(PublishPath(Path.Combine("figures", name)));
 }

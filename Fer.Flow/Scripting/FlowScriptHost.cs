@@ -1,5 +1,8 @@
+using System.Text;
+using System.Text.RegularExpressions;
 using FSharp.Compiler.Diagnostics;
 using FSharp.Compiler.Interactive;
+using Fer.Flow.Cache;
 using Fer.Flow.Pipeline;
 using Microsoft.FSharp.Core;
 
@@ -7,42 +10,73 @@ namespace Fer.Flow.Scripting;
 
 /// <summary>
 /// Evaluates a flow script in-process with F# Interactive (FSharp.Compiler.Service), referencing the running
-/// Fer assemblies so the script's calls reach the same <see cref="FlowScript"/> capture.
+/// Fer assemblies so the script's calls reach the same <see cref="FlowScript"/> capture. A flow script is code
+/// that runs with the user's rights: `run` and `stages` both evaluate it.
 /// </summary>
-public static class FlowScriptHost
+public static partial class FlowScriptHost
 {
     private static readonly Lock Gate = new();
+
+    [GeneratedRegex("""^\s*#load\s+((?:@?"[^"]*"\s*)+)""", RegexOptions.Multiline)]
+    private static partial Regex LoadDirective();
+
+    [GeneratedRegex("""@?"([^"]*)" """)]
+    private static partial Regex QuotedPath();
 
     /// <param name="flowOverrides">--set values without a dot (flow parameters).</param>
     public static FlowDefinition Load(string scriptPath, IReadOnlyDictionary<string, string> flowOverrides)
     {
         var full = Path.GetFullPath(scriptPath);
         if (!File.Exists(full))
-            throw new FlowDefinitionException($"{scriptPath}: flow script not found");
+            throw new FlowDefinitionException(Directory.Exists(full) ? $"{scriptPath}: is a directory, not a flow script" : $"{scriptPath}: flow script not found");
 
         lock (Gate)
         {
-            FlowScript.Begin(flowOverrides);
-            FlowDefinition? flow;
-            SortedDictionary<string, object> declared;
+            var hash = ScriptHash(full);
+            FlowScript.Begin(flowOverrides, hash);
+            FlowScript.Capture capture;
             try
             {
                 Evaluate(full);
             }
             finally
             {
-                (flow, declared) = FlowScript.End();
+                capture = FlowScript.End();
             }
-            if (flow is null)
+            if (capture.Flows.Count == 0)
                 throw new FlowDefinitionException($"{scriptPath}: the script never called `flow \"name\" [ stages ]`");
+            if (capture.Flows.Count > 1)
+                throw new FlowDefinitionException($"{scriptPath}: the script defines {capture.Flows.Count} flows ({string.Join(", ", capture.Flows.Select(f => f.Name))}); a script defines one");
+            var flow = capture.Flows[0];
             foreach (var name in flowOverrides.Keys)
-                if (!declared.ContainsKey(name))
+                if (!capture.Declared.ContainsKey(name))
                     throw new FlowDefinitionException(
-                        $"--set {name}: {Path.GetFileName(scriptPath)} has no parameter '{name}'; its parameters: {string.Join(", ", declared.Keys)} (stage settings are set as stage.name=value)");
-            foreach (var (k, v) in declared) flow.Parameters[k] = v;
+                        $"--set {name}: {Path.GetFileName(scriptPath)} has no parameter '{name}'; its parameters: {string.Join(", ", capture.Declared.Keys)} (stage settings are set as stage.name=value)");
+            foreach (var (k, v) in capture.Declared) flow.Parameters[k] = v;
             flow.ScriptPath = full;
+            flow.ScriptHash = hash;
             return flow;
         }
+    }
+
+    /// <summary>SHA-256 over the script and, recursively, every file it #loads (path and content).</summary>
+    public static string ScriptHash(string scriptPath)
+    {
+        var seen = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        var pending = new Stack<string>([Path.GetFullPath(scriptPath)]);
+        while (pending.Count > 0)
+        {
+            var file = pending.Pop();
+            if (seen.ContainsKey(file) || !File.Exists(file)) continue;
+            var text = File.ReadAllText(file);
+            seen[file] = Hashing.Sha256Hex(text);
+            foreach (Match m in LoadDirective().Matches(text))
+                foreach (Match q in QuotedPath().Matches(m.Groups[1].Value + " "))
+                    pending.Push(Path.GetFullPath(Path.Combine(Path.GetDirectoryName(file)!, q.Groups[1].Value)));
+        }
+        var material = new StringBuilder();
+        foreach (var (file, sha) in seen) material.Append(Path.GetFileName(file)).Append(' ').Append(sha).Append('\n');
+        return Hashing.Sha256Hex(material.ToString());
     }
 
     private static void Evaluate(string scriptPath)
@@ -53,6 +87,7 @@ public static class FlowScriptHost
             "fsi.exe", "--noninteractive", "--nologo", "--gui-", "--quiet",
             "-r:" + typeof(FlowScript).Assembly.Location,
             "-r:" + typeof(Fer.Core.Data.FaceSet).Assembly.Location,
+            "-r:" + typeof(TorchSharp.torch).Assembly.Location,
         };
         using var input = new StringReader("");
         using var output = new StringWriter();

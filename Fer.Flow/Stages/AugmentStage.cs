@@ -1,28 +1,33 @@
+using System.ComponentModel;
 using Fer.Core.Data;
-using Fer.Core.Storage;
 using Fer.Flow.Pipeline;
 
 namespace Fer.Flow.Stages;
 
-/// <summary>Adds a horizontally mirrored twin of every training image; each twin records its source image.</summary>
-public sealed class AugmentStage : IStage
+public sealed record AugmentSettings
 {
-    public const string FacesFile = "faces.parquet";
+    [Description("Add a mirror twin of every training image")] public bool Flip { get; init; } = true;
+}
 
-    public string Name => "augment";
-    public int CodeVersion => 1;
-    public IReadOnlyList<string> Upstream => ["ingest"];
-    public IReadOnlyList<StageParameter> Parameters { get; } =
-    [
-        StageParameter.Bool("flip", true, "Add a mirror twin of every training image"),
-    ];
+/// <summary>
+/// The faces a split divides: augment's output. A stage that takes and makes TrainingFaces (a flow script's
+/// `equalize`) refines them in place: split then takes the refined faces.
+/// </summary>
+public sealed record TrainingFaces(FaceTable Faces);
 
-    public async Task RunAsync(StageContext ctx)
+/// <summary>Adds a horizontally mirrored twin of every training image; each twin records its source image.</summary>
+public sealed class AugmentStage : Stage<AugmentSettings, TrainingFaces>
+{
+    public override string Kind => "augment";
+    public override int CodeVersion => 1;
+    public override IReadOnlyList<InputPort> Inputs => [InputPort.One<RawFaces>()];
+
+    protected override async Task<TrainingFaces> RunAsync(StageContext ctx, AugmentSettings s)
     {
-        var faces = await ParquetTensorStore.ReadFacesAsync(ctx.Input("ingest").PathOf(IngestStage.FacesFile), ctx.CancellationToken);
-        var augmented = ctx.Settings.Bool("flip") ? FaceAugment.AddMirrorTwins(faces) : faces;
-        await ParquetTensorStore.WriteFacesAsync(ctx.OutputPath(FacesFile), augmented, ct: ctx.CancellationToken);
+        var faces = await ctx.Input<RawFaces>().Faces.ReadAsync(ctx.CancellationToken);
+        var augmented = s.Flip ? FaceAugment.AddMirrorTwins(faces) : faces;
         ctx.Rows["rows"] = augmented.Count;
         ctx.Rows["mirror_twins"] = augmented.Count - faces.Count;
+        return new TrainingFaces(await FaceTable.WriteAsync(ctx, "faces.parquet", augmented));
     }
 }

@@ -1,84 +1,88 @@
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
 using Fer.Core.Data;
-using Fer.Core.Storage;
 using Fer.Flow.Pipeline;
 
 namespace Fer.Flow.Stages;
+
+public sealed record IngestSettings
+{
+    [Description("Kaggle fer2013.csv or course train.csv; empty: built-in synthetic faces")] public string Train { get; init; } = "";
+    [Description("Course test.csv (id,feature), optional")] public string Test { get; init; } = "";
+    [Description("fail: stop at the first bad row; skip: skip bad rows and log them"), AllowedValues("fail", "skip")] public string OnError { get; init; } = "fail";
+    [Description("Synthetic faces to generate (when train is empty)"), Range(1.0, 10_000_000.0)] public long Count { get; init; } = 3000;
+    [Description("Seed of the synthetic faces")] public int Seed { get; init; }
+    [Description("Share of synthetic faces held out as a labelled test set"), Range(0.0, 1.0, MaximumIsExclusive = true)] public double TestFraction { get; init; } = 0.1;
+}
+
+/// <summary>One input file and its content hash.</summary>
+public sealed record InputFileMetrics(string Path, string Sha256, long Bytes);
+
+/// <summary>What was read: the data set's source, hashes, size and classes.</summary>
+public sealed record DataMetrics(string Source, string Test, IReadOnlyList<InputFileMetrics> Files, IReadOnlyDictionary<string, long> Rows,
+    int Side, IReadOnlyList<string> ClassNames, IReadOnlyList<int> ClassCounts);
+
+/// <summary>Every row of the input, as read: ingest's output.</summary>
+public sealed record RawFaces(FaceTable Faces, DataMetrics Metrics) : IHasMetrics
+{
+    object IHasMetrics.Metrics => Metrics;
+}
 
 /// <summary>
 /// Reads the FER2013 CSV files (Kaggle fer2013.csv, or the course's train.csv and optional test.csv), or
 /// generates synthetic faces when no file is given, into one Parquet table of every row.
 /// </summary>
-public sealed class IngestStage : IStage
+public sealed class IngestStage : Stage<IngestSettings, RawFaces>
 {
-    public const string FacesFile = "faces.parquet";
+    public override string Kind => "ingest";
+    public override int CodeVersion => 1;
+    public override IReadOnlyList<InputPort> Inputs => [];
 
-    public string Name => "ingest";
-    public int CodeVersion => 1;
-    public IReadOnlyList<string> Upstream => [];
+    protected override IReadOnlyList<string> InputFiles(IngestSettings s) =>
+        new[] { s.Train, s.Test }.Where(p => p.Length > 0).ToList();
 
-    public IReadOnlyList<StageParameter> Parameters { get; } =
-    [
-        StageParameter.String("train", "", "Kaggle fer2013.csv or course train.csv; empty: built-in synthetic faces"),
-        StageParameter.String("test", "", "Course test.csv (id,feature), optional"),
-        StageParameter.String("on_error", "fail", "fail: stop at the first bad row; skip: skip bad rows and log them", "fail", "skip"),
-        StageParameter.Int("count", 3000, "Synthetic faces to generate (when train is empty)"),
-        StageParameter.Int("seed", 0, "Seed of the synthetic faces"),
-        StageParameter.Float("test_fraction", 0.1, "Share of synthetic faces held out as a labelled test set"),
-    ];
-
-    public IReadOnlyList<string> InputFiles(StageSettings s) =>
-        new[] { s.String("train"), s.String("test") }.Where(p => p.Length > 0).ToList();
-
-    public async Task RunAsync(StageContext ctx)
+    protected override async Task<RawFaces> RunAsync(StageContext ctx, IngestSettings s)
     {
-        var s = ctx.Settings;
         FaceSet faces;
-        var trainPath = s.String("train");
-        if (trainPath.Length == 0)
+        if (s.Train.Length == 0)
         {
-            faces = Synthetic((int)s.Int("count"), (int)s.Int("seed"), s.Float("test_fraction"));
-            ctx.Log.Information("Generated {Count} synthetic faces (seed {SyntheticSeed}) of {Side}x{Side} pixels", faces.Count, s.Int("seed"), faces.Side, faces.Side);
+            faces = Synthetic((int)s.Count, s.Seed, s.TestFraction);
+            ctx.Log.Information("Generated {Count} synthetic faces (seed {SyntheticSeed}) of {Side}x{Side} pixels", faces.Count, s.Seed, faces.Side, faces.Side);
         }
         else
         {
-            var options = new FerCsvReadOptions(s.String("on_error") == "skip" ? OnBadRow.Skip : OnBadRow.Fail);
-            faces = Read(ctx, trainPath, options);
-            var testPath = s.String("test");
-            if (testPath.Length > 0)
+            var options = new FerCsvReadOptions(s.OnError == "skip" ? OnBadRow.Skip : OnBadRow.Fail);
+            faces = Read(ctx, s.Train, options);
+            if (s.Test.Length > 0)
             {
-                var test = Read(ctx, testPath, options);
+                var test = Read(ctx, s.Test, options);
                 if (test.HasLabels || test.Usage.Any(u => u != FaceUsage.Test))
-                    throw new FerDataException(testPath, 0, "the test file must be a course test.csv (id,feature)");
+                    throw new FerDataException(s.Test, 0, "the test file must be a course test.csv (id,feature)");
+                if (test.Count > 0 && faces.Count > 0 && test.Side != faces.Side)
+                    throw new FerDataException(s.Test, 0, $"its images are {test.Side}x{test.Side} but those of {s.Train} are {faces.Side}x{faces.Side}");
                 faces = FaceSet.Concat(faces, test);
             }
         }
+        if (faces.Count == 0)
+            throw new FerDataException(s.Train.Length > 0 ? s.Train : "synthetic faces", 0, "no rows to train on");
         ctx.CancellationToken.ThrowIfCancellationRequested();
-        await ParquetTensorStore.WriteFacesAsync(ctx.OutputPath(FacesFile), faces, ct: ctx.CancellationToken);
+        var table = await FaceTable.WriteAsync(ctx, "faces.parquet", faces);
         ctx.Rows["rows"] = faces.Count;
         foreach (var usage in Enum.GetValues<FaceUsage>())
         {
             var n = faces.Usage.Count(u => u == usage);
             if (n > 0) ctx.Rows[usage.ToString().ToLowerInvariant()] = n;
         }
-        RunMetrics.WriteFragment(Path.Combine(ctx.PublishDir, "metrics.json"), new
-        {
-            data = new
-            {
-                source = trainPath.Length == 0 ? "synthetic" : Path.GetFullPath(trainPath),
-                test = s.String("test"),
-                sha256 = ctx.Inputs.Select(i => new { path = i.Path, sha256 = i.Sha256, bytes = i.Bytes }),
-                rows = ctx.Rows,
-                side = faces.Side,
-                class_names = faces.ClassNames,
-                class_counts = faces.ClassCounts(),
-            },
-        });
+        var metrics = new DataMetrics(s.Train.Length == 0 ? "synthetic" : Path.GetFullPath(s.Train), s.Test,
+            ctx.InputFiles.Select(i => new InputFileMetrics(i.Path, i.Sha256, i.Bytes)).ToList(),
+            new SortedDictionary<string, long>(ctx.Rows), faces.Side, faces.ClassNames, faces.ClassCounts());
+        return new RawFaces(table, metrics);
     }
 
     private static FaceSet Read(StageContext ctx, string path, FerCsvReadOptions options)
     {
         var result = FerCsvReader.Read(path, options, ctx.CancellationToken);
-        foreach (var skipped in result.Skipped)
+        foreach (var skipped in result.Skipped.Take(20))
             ctx.Log.Warning("Skipped {File} line {Line}: {Problem}", path, skipped.Line, skipped.Problem);
         if (result.Skipped.Count > 0)
             ctx.Log.Warning("Skipped {SkippedRows} bad rows of {File}", result.Skipped.Count, path);

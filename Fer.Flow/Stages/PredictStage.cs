@@ -1,3 +1,5 @@
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
 using Fer.Core.Data;
 using Fer.Core.Ensemble;
 using Fer.Core.Plots;
@@ -6,139 +8,135 @@ using Fer.Flow.Pipeline;
 
 namespace Fer.Flow.Stages;
 
+public sealed record PredictSettings
+{
+    [Description("Average each prediction with the prediction on the mirrored image")] public bool FlipTta { get; init; } = true;
+    [Description("Images per forward pass"), Range(1.0, 65_536.0)] public int BatchSize { get; init; } = 256;
+    [Description("Member whose confusion matrix is drawn beside the ensemble's (default: the best member)")] public string ConfusionMember { get; init; } = "";
+}
+
+public sealed record ClassScores(double Precision, double Recall, double F1, int Support);
+
+/// <summary>A classification report as metrics: accuracy, macro F1, best and worst class, per-class scores.</summary>
+public sealed record ClassificationMetrics(double Accuracy, double MacroF1, string BestClass, string WorstClass, IReadOnlyDictionary<string, ClassScores> PerClass)
+{
+    public static ClassificationMetrics From(ClassificationReport r) => new(r.Accuracy, r.MacroF1, r.BestClass, r.WorstClass,
+        r.PerClass.ToDictionary(p => p.Name, p => new ClassScores(p.Precision, p.Recall, p.F1, p.Support)));
+}
+
+/// <summary>One member as the ensemble judged it.</summary>
+public sealed record MemberEvaluation(double Weight, double ValidAccuracyTta, double? TestAccuracy, ClassificationMetrics Valid);
+
+public sealed record EnsembleMetrics(IReadOnlyList<string> Members, IReadOnlyDictionary<string, double> Weights, bool FlipTta,
+    double ValidAccuracy, double ValidNll, double EqualWeightValidAccuracy, double EqualWeightValidNll, string BestMember,
+    double BestMemberValidAccuracy, bool FellBackToBestMember, string Explanation, ClassificationMetrics Valid, ClassificationMetrics? Test,
+    string ConfusionMember, bool Submission, IReadOnlyDictionary<string, MemberEvaluation> PerMember);
+
+/// <summary>The fitted ensemble's predictions: confusion figures, the submission and probabilities, and metrics.</summary>
+public sealed record EnsemblePrediction(FigureFile ConfusionValid, FigureFile ConfusionMember, FigureFile? ConfusionTest,
+    DataFile? Submission, DataFile Probabilities, EnsembleMetrics Metrics) : IHasMetrics
+{
+    object IHasMetrics.Metrics => Metrics;
+}
+
 /// <summary>
-/// Every trained member predicts class probabilities for the validation and test sets (optionally averaged
-/// with the mirrored image's); the ensemble's weights are fitted on validation (non-negative, summing to 1,
-/// minimising validation NLL) and evaluated beside the equal-weight average. Writes the submission file when
+/// The ensemble (the join of every member): each member predicts class probabilities for the validation and test
+/// sets (optionally averaged with the mirrored image's); the weights are fitted on validation (non-negative, summing
+/// to 1, minimising validation NLL) and evaluated beside the equal-weight average. Writes the submission file when
 /// there is a test set, confusion matrices, and metrics.
 /// </summary>
-public sealed class PredictStage : IStage
+public sealed class PredictStage : Stage<PredictSettings, EnsemblePrediction>
 {
-    public const string EnsembleFile = "ensemble.json";
+    public override string Kind => "predict";
+    public override int CodeVersion => 2; // 2: members are nodes of their own
+    public override IReadOnlyList<InputPort> Inputs => [InputPort.One<SplitFaces>(), InputPort.All<TrainedMember>()];
 
-    public string Name => "predict";
-    public int CodeVersion => 1;
-    public IReadOnlyList<string> Upstream => ["split", "train"];
-    public IReadOnlyList<StageParameter> Parameters { get; } =
-    [
-        StageParameter.Bool("flip_tta", true, "Average each prediction with the prediction on the mirrored image"),
-        StageParameter.Int("batch_size", 256, "Images per forward pass"),
-        StageParameter.String("confusion_member", "", "Member whose confusion matrix is drawn beside the ensemble's (default: the best member)"),
-    ];
-
-    public async Task RunAsync(StageContext ctx)
+    protected override async Task<EnsemblePrediction> RunAsync(StageContext ctx, PredictSettings s)
     {
-        var split = ctx.Input("split");
-        var trainOutput = ctx.Input("train");
-        var valid = await ParquetTensorStore.ReadFacesAsync(split.PathOf(SplitStage.ValidFile), ctx.CancellationToken);
-        var test = await ParquetTensorStore.ReadFacesAsync(split.PathOf(SplitStage.TestFile), ctx.CancellationToken);
-        var members = TrainStage.ReadMembers(trainOutput);
+        var split = ctx.Input<SplitFaces>();
+        var members = ctx.Inputs<TrainedMember>().Select(p => p.Output).ToList();
+        var valid = await split.Valid.ReadAsync(ctx.CancellationToken);
+        var test = await split.Test.ReadAsync(ctx.CancellationToken);
         var classes = valid.ClassNames;
         int c = classes.Count;
-        bool tta = ctx.Settings.Bool("flip_tta");
-        int batch = (int)ctx.Settings.Int("batch_size");
+        if (test.Count > 0 && test.Side != valid.Side)
+            throw new FerDataException(split.Test.Path, 0, $"test images are {test.Side}x{test.Side}, validation images {valid.Side}x{valid.Side}");
 
         var validProbs = new List<float[]>();
         var testProbs = new List<float[]>();
         foreach (var member in members)
         {
-            using var model = TrainStage.LoadModel(trainOutput, member, c, valid.Side, ctx.Run.Device);
+            using var model = member.Load(ctx.Models, c, valid.Side, ctx.Run.Device);
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var pv = Predictor.PredictProbabilities(model, valid, ctx.Run.Device, tta, batch, ctx.CancellationToken);
-            var pt = test.Count > 0 ? Predictor.PredictProbabilities(model, test, ctx.Run.Device, tta, batch, ctx.CancellationToken) : [];
+            var pv = Predictor.PredictProbabilities(model, valid, ctx.Run.Device, s.FlipTta, s.BatchSize, ctx.CancellationToken);
+            var pt = test.Count > 0 ? Predictor.PredictProbabilities(model, test, ctx.Run.Device, s.FlipTta, s.BatchSize, ctx.CancellationToken) : [];
             ctx.Log.Information("Member {Model} predicted {Images} images in {Seconds:0.00} s (flip TTA {FlipTta})",
-                member.Name, valid.Count + test.Count, clock.Elapsed.TotalSeconds, tta);
-            await ParquetTensorStore.WriteTensorAsync(ctx.OutputPath($"members/{member.Name}/valid.parquet"), pv, [valid.Count, c], ct: ctx.CancellationToken);
-            if (test.Count > 0)
-                await ParquetTensorStore.WriteTensorAsync(ctx.OutputPath($"members/{member.Name}/test.parquet"), pt, [test.Count, c], ct: ctx.CancellationToken);
+                member.Member, valid.Count + test.Count, clock.Elapsed.TotalSeconds, s.FlipTta);
             validProbs.Add(pv);
             testProbs.Add(pt);
         }
 
         var fit = EnsembleWeights.Fit(validProbs, valid.Labels, c);
-        var weights = members.Select((m, i) => (m.Name, fit.Weights[i])).ToDictionary(x => x.Name, x => x.Item2);
+        var weights = members.Select((m, i) => (m.Member, fit.Weights[i])).ToDictionary(x => x.Member, x => x.Item2);
         // The fallback is said first, so the weights logged next read as the ones used, not the ones fitted.
         if (fit.FellBackToBestMember)
             ctx.Log.Warning("Ensemble fell back to the best member: {Explanation}", fit.Explanation);
         ctx.Log.Information("Ensemble weights used {Weights}: valid accuracy {EnsembleValidAccuracy:0.0000} (NLL {ValidNll:0.0000}); equal weights {EqualWeightAccuracy:0.0000}; best member {BestMember} {BestMemberAccuracy:0.0000}",
-            StageParameter.Pairs(weights.Select(kv => KeyValuePair.Create(kv.Key, Math.Round(kv.Value, 4)))), fit.ValidAccuracy, fit.ValidNll, fit.EqualWeightAccuracy, members[fit.BestMember].Name, fit.BestMemberAccuracy);
+            SettingsSchema.Pairs(weights.Select(kv => KeyValuePair.Create(kv.Key, Math.Round(kv.Value, 4)))), fit.ValidAccuracy, fit.ValidNll, fit.EqualWeightAccuracy, members[fit.BestMember].Member, fit.BestMemberAccuracy);
 
         var ensembleValid = EnsembleWeights.Combine(validProbs, fit.Weights, c);
         var validReport = ClassificationReport.Compute(valid.Labels, EnsembleWeights.ArgMax(ensembleValid, c), classes);
-        var memberReports = members.Select((m, i) => (m.Name, Valid: ClassificationReport.Compute(valid.Labels, EnsembleWeights.ArgMax(validProbs[i], c), classes),
+        var memberReports = members.Select((m, i) => (m.Member, Valid: ClassificationReport.Compute(valid.Labels, EnsembleWeights.ArgMax(validProbs[i], c), classes),
             Test: test.Count > 0 && test.HasLabels ? ClassificationReport.Compute(test.Labels, EnsembleWeights.ArgMax(testProbs[i], c), classes) : null)).ToList();
-        var chosen = ctx.Settings.String("confusion_member") is { Length: > 0 } named
-            ? memberReports.FirstOrDefault(r => r.Name == named).Name
-              ?? throw new FlowDefinitionException($"predict.confusion_member: no member '{named}'; members: {string.Join(", ", members.Select(m => m.Name))}")
-            : members[fit.BestMember].Name;
+        var chosen = s.ConfusionMember is { Length: > 0 } named
+            ? memberReports.FirstOrDefault(r => r.Member == named).Member
+              ?? throw new FlowDefinitionException($"predict.confusion_member: no member '{named}'; members: {string.Join(", ", members.Select(m => m.Member))}")
+            : members[fit.BestMember].Member;
 
-        ConfusionMatrixFigure.SavePng(ctx.OutputPath("publish/figures/confusion_ensemble_valid.png"), validReport, "Ensemble, validation set");
-        ConfusionMatrixFigure.SaveCsv(ctx.OutputPath("publish/confusion_ensemble_valid.csv"), validReport);
-        var chosenReport = memberReports.First(r => r.Name == chosen).Valid;
-        ConfusionMatrixFigure.SavePng(ctx.OutputPath($"publish/figures/confusion_{chosen}_valid.png"), chosenReport, $"{chosen}, validation set");
-        ConfusionMatrixFigure.SaveCsv(ctx.OutputPath($"publish/confusion_{chosen}_valid.csv"), chosenReport);
+        var confusionValid = ctx.Figure("confusion_ensemble_valid.png");
+        ConfusionMatrixFigure.SavePng(confusionValid.Path, validReport, "Ensemble, validation set");
+        ConfusionMatrixFigure.SaveCsv(ctx.PublishPath("confusion_ensemble_valid.csv"), validReport);
+        var chosenReport = memberReports.First(r => r.Member == chosen).Valid;
+        var confusionMember = ctx.Figure($"confusion_{chosen}_valid.png");
+        ConfusionMatrixFigure.SavePng(confusionMember.Path, chosenReport, $"{chosen}, validation set");
+        ConfusionMatrixFigure.SaveCsv(ctx.PublishPath($"confusion_{chosen}_valid.csv"), chosenReport);
 
         ClassificationReport? testReport = null;
+        FigureFile? confusionTest = null;
+        DataFile? submission = null;
+        var probabilities = new DataFile(ctx.PublishPath("probabilities.parquet"));
         if (test.Count > 0)
         {
             var ensembleTest = EnsembleWeights.Combine(testProbs, fit.Weights, c);
             var predicted = EnsembleWeights.ArgMax(ensembleTest, c);
-            SubmissionFile.Write(ctx.OutputPath("publish/predictions.csv"), test.Ids, predicted);
-            await ParquetTensorStore.WriteTensorAsync(ctx.OutputPath("publish/probabilities.parquet"), ensembleTest, [test.Count, c],
+            submission = new DataFile(ctx.PublishPath("predictions.csv"));
+            SubmissionFile.Write(submission.Path, test.Ids, predicted);
+            await ParquetTensorStore.WriteTensorAsync(probabilities.Path, ensembleTest, [test.Count, c],
                 new Dictionary<string, string> { ["set"] = "test", ["class_names"] = string.Join(",", classes) }, ctx.CancellationToken);
             if (test.HasLabels)
             {
                 testReport = ClassificationReport.Compute(test.Labels, predicted, classes);
-                ConfusionMatrixFigure.SavePng(ctx.OutputPath("publish/figures/confusion_ensemble_test.png"), testReport, "Ensemble, test set");
-                ConfusionMatrixFigure.SaveCsv(ctx.OutputPath("publish/confusion_ensemble_test.csv"), testReport);
+                confusionTest = ctx.Figure("confusion_ensemble_test.png");
+                ConfusionMatrixFigure.SavePng(confusionTest.Path, testReport, "Ensemble, test set");
+                ConfusionMatrixFigure.SaveCsv(ctx.PublishPath("confusion_ensemble_test.csv"), testReport);
             }
             ctx.Log.Information("Wrote the submission file for {TestRows} test images{TestAccuracy}", test.Count,
                 testReport is null ? "" : $"; test accuracy {testReport.Accuracy:0.0000}");
         }
         else
         {
-            await ParquetTensorStore.WriteTensorAsync(ctx.OutputPath("publish/probabilities.parquet"), ensembleValid, [valid.Count, c],
+            await ParquetTensorStore.WriteTensorAsync(probabilities.Path, ensembleValid, [valid.Count, c],
                 new Dictionary<string, string> { ["set"] = "valid", ["class_names"] = string.Join(",", classes) }, ctx.CancellationToken);
             ctx.Log.Information("The data has no test set: validation predicted, no submission file written");
         }
         ctx.Rows["valid"] = valid.Count;
         ctx.Rows["test"] = test.Count;
 
-        RunMetrics.WriteFragment(Path.Combine(ctx.PublishDir, "metrics.json"), new
-        {
-            ensemble = new
-            {
-                members = members.Select(m => m.Name),
-                weights,
-                flip_tta = tta,
-                valid_accuracy = fit.ValidAccuracy,
-                valid_nll = fit.ValidNll,
-                equal_weight_valid_accuracy = fit.EqualWeightAccuracy,
-                equal_weight_valid_nll = fit.EqualWeightNll,
-                best_member = members[fit.BestMember].Name,
-                best_member_valid_accuracy = fit.BestMemberAccuracy,
-                fell_back_to_best_member = fit.FellBackToBestMember,
-                explanation = fit.Explanation,
-                valid = Describe(validReport),
-                test = testReport is null ? null : Describe(testReport),
-                confusion_member = chosen,
-                submission = test.Count > 0 ? "predictions.csv" : null,
-            },
-            models = memberReports.ToDictionary(r => r.Name, r => new
-            {
-                valid_accuracy_tta = r.Valid.Accuracy,
-                test_accuracy = r.Test?.Accuracy,
-                valid = Describe(r.Valid),
-            }),
-        });
+        var metrics = new EnsembleMetrics(members.Select(m => m.Member).ToList(), weights, s.FlipTta, fit.ValidAccuracy, fit.ValidNll,
+            fit.EqualWeightAccuracy, fit.EqualWeightNll, members[fit.BestMember].Member, fit.BestMemberAccuracy, fit.FellBackToBestMember,
+            fit.Explanation, ClassificationMetrics.From(validReport), testReport is null ? null : ClassificationMetrics.From(testReport), chosen,
+            submission is not null,
+            memberReports.ToDictionary(r => r.Member, r => new MemberEvaluation(weights[r.Member], r.Valid.Accuracy, r.Test?.Accuracy, ClassificationMetrics.From(r.Valid))));
+        return new EnsemblePrediction(confusionValid, confusionMember, confusionTest, submission, probabilities, metrics);
     }
-
-    internal static object Describe(ClassificationReport r) => new
-    {
-        accuracy = r.Accuracy,
-        macro_f1 = r.MacroF1,
-        best_class = r.BestClass,
-        worst_class = r.WorstClass,
-        per_class = r.PerClass.ToDictionary(p => p.Name, p => new { precision = p.Precision, recall = p.Recall, f1 = p.F1, support = p.Support }),
-    };
 }

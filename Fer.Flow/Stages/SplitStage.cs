@@ -1,53 +1,66 @@
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
 using Fer.Core.Data;
-using Fer.Core.Storage;
 using Fer.Flow.Pipeline;
 
 namespace Fer.Flow.Stages;
+
+public sealed record SplitSettings
+{
+    [Description("Share of training images held out for validation (random mode)"), Range(0.0, 1.0, MinimumIsExclusive = true, MaximumIsExclusive = true)]
+    public double ValidFraction { get; init; } = 0.1;
+    [Description("Seed of the split")] public int Seed { get; init; }
+    [Description("Split rows independently after flipping (the seed report's mistake)")] public bool Leaky { get; init; }
+    [Description("random: stratified split of the training rows; usage: Kaggle's Training/PublicTest/PrivateTest; auto: usage when the data has PublicTest rows"),
+     AllowedValues("auto", "random", "usage")]
+    public string Mode { get; init; } = "auto";
+}
+
+public sealed record SplitMetrics(string Mode, bool Leaky, double ValidFraction, long Train, long Valid, long Test, long TwinsAcrossSplit);
+
+/// <summary>The train, validation and test tables: what members learn from and are judged on.</summary>
+public sealed record SplitFaces(FaceTable Train, FaceTable Valid, FaceTable Test, SplitMetrics Metrics) : IHasMetrics
+{
+    object IHasMetrics.Metrics => Metrics;
+}
 
 /// <summary>
 /// Train / validation / test split. Leak-free by default: an image and its mirror twin stay on one side.
 /// leaky=true reproduces the seed report's flip-then-split, whose mirror twins inflate validation accuracy.
 /// </summary>
-public sealed class SplitStage : IStage
+public sealed class SplitStage : Stage<SplitSettings, SplitFaces>
 {
-    public const string TrainFile = "train.parquet", ValidFile = "valid.parquet", TestFile = "test.parquet";
+    public override string Kind => "split";
+    public override int CodeVersion => 1;
+    public override IReadOnlyList<InputPort> Inputs => [InputPort.One<TrainingFaces>()];
 
-    public string Name => "split";
-    public int CodeVersion => 1;
-    public IReadOnlyList<string> Upstream => ["augment"];
-    public IReadOnlyList<StageParameter> Parameters { get; } =
-    [
-        StageParameter.Float("valid_fraction", 0.1, "Share of training images held out for validation (random mode)"),
-        StageParameter.Int("seed", 0, "Seed of the split"),
-        StageParameter.Bool("leaky", false, "Split rows independently after flipping (the seed report's mistake)"),
-        StageParameter.String("mode", "auto", "random: stratified split of the training rows; usage: Kaggle's Training/PublicTest/PrivateTest; auto: usage when the data has PublicTest rows", "auto", "random", "usage"),
-    ];
-
-    public async Task RunAsync(StageContext ctx)
+    protected override async Task<SplitFaces> RunAsync(StageContext ctx, SplitSettings s)
     {
-        var s = ctx.Settings;
-        var faces = await ParquetTensorStore.ReadFacesAsync(ctx.Input("augment").PathOf(AugmentStage.FacesFile), ctx.CancellationToken);
-        var mode = s.String("mode") switch
+        var faces = await ctx.Input<TrainingFaces>().Faces.ReadAsync(ctx.CancellationToken);
+        var mode = s.Mode switch
         {
             "usage" => SplitMode.Usage,
             "random" => SplitMode.Random,
             _ => faces.Usage.Contains(FaceUsage.PublicTest) ? SplitMode.Usage : SplitMode.Random,
         };
-        var split = FaceSplitter.Split(faces, new SplitOptions(s.Float("valid_fraction"), (int)s.Int("seed"), s.Bool("leaky"), mode));
-        await ParquetTensorStore.WriteFacesAsync(ctx.OutputPath(TrainFile), split.Train, ct: ctx.CancellationToken);
-        await ParquetTensorStore.WriteFacesAsync(ctx.OutputPath(ValidFile), split.Valid, ct: ctx.CancellationToken);
-        await ParquetTensorStore.WriteFacesAsync(ctx.OutputPath(TestFile), split.Test, ct: ctx.CancellationToken);
+        var split = FaceSplitter.Split(faces, new SplitOptions(s.ValidFraction, s.Seed, s.Leaky, mode));
+        if (split.Train.Count == 0 || split.Valid.Count == 0)
+            throw new FlowDefinitionException(
+                $"stage {ctx.Node}: the split leaves {split.Train.Count} training and {split.Valid.Count} validation images " +
+                (mode == SplitMode.Usage ? "(mode usage needs Training and PublicTest rows)" : $"of {faces.Count}; use more data or another valid_fraction") +
+                "; training needs both");
+        var validSources = split.Valid.SourceIds.ToHashSet();
+        long straddling = split.Train.SourceIds.Count(validSources.Contains);
         ctx.Rows["train"] = split.Train.Count;
         ctx.Rows["valid"] = split.Valid.Count;
         ctx.Rows["test"] = split.Test.Count;
-        var validSources = split.Valid.SourceIds.ToHashSet();
-        long straddling = split.Train.SourceIds.Count(validSources.Contains);
         ctx.Rows["twins_across_split"] = straddling;
         ctx.Log.Information("Split {Mode} (leaky {Leaky}): train {TrainRows}, valid {ValidRows}, test {TestRows}; {Straddling} training rows share a source image with validation",
-            mode, s.Bool("leaky"), split.Train.Count, split.Valid.Count, split.Test.Count, straddling);
-        RunMetrics.WriteFragment(Path.Combine(ctx.PublishDir, "metrics.json"), new
-        {
-            split = new { mode = mode.ToString().ToLowerInvariant(), leaky = s.Bool("leaky"), valid_fraction = s.Float("valid_fraction"), rows = ctx.Rows },
-        });
+            mode, s.Leaky, split.Train.Count, split.Valid.Count, split.Test.Count, straddling);
+        return new SplitFaces(
+            await FaceTable.WriteAsync(ctx, "train.parquet", split.Train),
+            await FaceTable.WriteAsync(ctx, "valid.parquet", split.Valid),
+            await FaceTable.WriteAsync(ctx, "test.parquet", split.Test),
+            new SplitMetrics(mode.ToString().ToLowerInvariant(), s.Leaky, s.ValidFraction, split.Train.Count, split.Valid.Count, split.Test.Count, straddling));
     }
 }

@@ -1,0 +1,87 @@
+using Fer.Core.Models;
+
+namespace Fer.Flow.Pipeline;
+
+/// <summary>How many producers an input port takes: exactly one, at most one, or all there are (a join).</summary>
+public enum PortArity { One, Optional, All }
+
+/// <summary>
+/// What a stage consumes: the output record type of another stage (or a base type of several). The planner
+/// binds each port to its producers by type, so a flow names no files and the script's order does not matter.
+/// </summary>
+public sealed record InputPort(Type Type, PortArity Arity)
+{
+    public static InputPort One<T>() => new(typeof(T), PortArity.One);
+    public static InputPort Optional<T>() => new(typeof(T), PortArity.Optional);
+    public static InputPort All<T>(bool atLeastOne = true) => new(typeof(T), atLeastOne ? PortArity.All : PortArity.Optional) { Many = true };
+
+    /// <summary>True when every producer is bound (a join); else one.</summary>
+    public bool Many { get; init; }
+}
+
+/// <summary>A stage output that reports metrics: a typed record written to the run record and metrics.json.</summary>
+public interface IHasMetrics
+{
+    object Metrics { get; }
+}
+
+/// <summary>What the planner knows when it binds a node's settings: the flow's models.</summary>
+public sealed record PlanScope(ModelCatalog Models);
+
+/// <summary>
+/// A kind of stage, as the engine sees it. Built-in stages derive from <see cref="Stage{TSettings, TOutput}"/>;
+/// stages written in a flow script are <see cref="Scripting.ScriptStage{TInput, TSettings, TOutput}"/>.
+/// </summary>
+public interface IStageDefinition
+{
+    /// <summary>The stage's kind (ingest, split, train-member, ...); a node's name defaults to it.</summary>
+    string Kind { get; }
+
+    /// <summary>Bump when the stage's output for the same inputs changes: it invalidates old entries.</summary>
+    int CodeVersion { get; }
+
+    Type SettingsType { get; }
+    Type OutputType { get; }
+    IReadOnlyList<InputPort> Inputs { get; }
+
+    /// <summary>Recomputed on every run and never cached, because it describes the run itself (the report).</summary>
+    bool Volatile => false;
+
+    /// <summary>Hash of the code that defines the stage when it is not Fer's (a flow script's content).</summary>
+    string? SourceHash => null;
+
+    /// <summary>Binds the node's settings record from the script's and the command line's values (plan time).</summary>
+    object BindSettings(IReadOnlyDictionary<string, object> given, string owner, PlanScope scope) =>
+        SettingsBinder.Bind(SettingsType, null, given, owner);
+
+    /// <summary>More material for the fingerprint (e.g. the source hash of the model a member trains).</summary>
+    string? ExtraFingerprint(object settings, PlanScope scope) => null;
+
+    /// <summary>Input files outside the cache whose content enters the fingerprint (ingest's CSV files).</summary>
+    IReadOnlyList<string> InputFiles(object settings) => [];
+
+    Task<object> RunAsync(StageContext context, object settings);
+}
+
+/// <summary>A built-in stage with a typed settings record and a typed output record.</summary>
+public abstract class Stage<TSettings, TOutput> : IStageDefinition where TSettings : class, new() where TOutput : class
+{
+    public abstract string Kind { get; }
+    public abstract int CodeVersion { get; }
+    public Type SettingsType => typeof(TSettings);
+    public Type OutputType => typeof(TOutput);
+    public abstract IReadOnlyList<InputPort> Inputs { get; }
+    public virtual bool Volatile => false;
+
+    public virtual object BindSettings(IReadOnlyDictionary<string, object> given, string owner, PlanScope scope) =>
+        SettingsBinder.Bind(typeof(TSettings), null, given, owner);
+
+    public virtual string? ExtraFingerprint(object settings, PlanScope scope) => null;
+
+    public IReadOnlyList<string> InputFiles(object settings) => InputFiles((TSettings)settings);
+    protected virtual IReadOnlyList<string> InputFiles(TSettings settings) => [];
+
+    public async Task<object> RunAsync(StageContext context, object settings) => await RunAsync(context, (TSettings)settings);
+
+    protected abstract Task<TOutput> RunAsync(StageContext ctx, TSettings settings);
+}

@@ -1,0 +1,143 @@
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
+using System.Globalization;
+using Fer.Core.Models;
+using Fer.Core.Plots;
+using Fer.Core.Training;
+using Fer.Flow.Pipeline;
+using TorchSharp;
+
+namespace Fer.Flow.Stages;
+
+/// <summary>One ensemble member's settings: the registered model it trains and how. Model hyperparameters are
+/// given beside them by name (conv_dropout, width, ...) and checked against the model registry.</summary>
+public sealed record MemberSettings
+{
+    [Description("Registered model to train (seed-cnn, seed-dnn, vgg-bn or one the flow script registers)")] public string Model { get; init; } = "";
+    [Description("Maximum epochs"), Range(1.0, 100_000.0)] public int Epochs { get; init; } = 10;
+    [Description("Batch size"), Range(1.0, 65_536.0)] public int BatchSize { get; init; } = 128;
+    [Description("Adam learning rate"), Range(0.0, 10.0, MinimumIsExclusive = true)] public double Lr { get; init; } = 1e-3;
+    [Description("Adam weight decay"), Range(0.0, 1.0)] public double WeightDecay { get; init; }
+    [Description("Early stopping patience in epochs on validation loss (0: off); best weights restored"), Range(0.0, 100_000.0)] public int Patience { get; init; }
+    [Description("Multiply the learning rate by this on a validation-loss plateau (0: off)"), Range(0.0, 1.0, MaximumIsExclusive = true)] public double ReduceLrFactor { get; init; }
+    [Description("Plateau epochs before reducing the learning rate"), Range(1.0, 100_000.0)] public int ReduceLrPatience { get; init; } = 3;
+    [Description("Online augmentation: random shift, rotation, zoom")] public bool Augment { get; init; }
+    [Description("Class-weighted loss (FER2013 is unbalanced)")] public bool ClassWeighted { get; init; }
+    [Description("Seed of initialisation, shuffling and dropout")] public long Seed { get; init; }
+    /// <summary>The model's hyperparameters in force (its defaults with the given ones applied).</summary>
+    [NotASetting] public SortedDictionary<string, double> Hyperparameters { get; init; } = [];
+}
+
+public sealed record MemberMetrics(string Model, ModelFamily Family, long Parameters, int EpochsRun, int BestEpoch, double BestValidAccuracy,
+    double BestValidLoss, double TrainingSeconds, double ImagesPerSecond, bool StoppedEarly, int ResumedFromEpoch,
+    IReadOnlyDictionary<string, double> Hyperparameters);
+
+/// <summary>A trained member: how to rebuild its model, its weights, history, summary and curves.</summary>
+public sealed record TrainedMember(string Member, string Model, ModelFamily Family, SortedDictionary<string, double> Hyperparameters,
+    WeightsFile Weights, HistoryFile History, DataFile Summary, FigureFile Curves, MemberMetrics Metrics) : IHasMetrics
+{
+    object IHasMetrics.Metrics => Metrics;
+
+    /// <summary>Rebuilds the trained model (eval mode, on the device) from the flow's model catalog.</summary>
+    public FerModel Load(ModelCatalog models, int numClasses, int side, torch.Device device)
+    {
+        var model = models.Create(Model, numClasses, side, Hyperparameters);
+        model.load(Weights.Path);
+        model.to(device);
+        model.eval();
+        return model;
+    }
+}
+
+/// <summary>
+/// Trains one ensemble member (a node of its own: train.&lt;member&gt;), from the split. Killed mid-training, a rerun
+/// resumes from the last finished epoch in the checkpoint folder the engine hands it.
+/// </summary>
+public sealed class TrainMemberStage : Stage<MemberSettings, TrainedMember>
+{
+    public override string Kind => "train-member";
+    public override int CodeVersion => 4; // 4: one node per member
+    public override IReadOnlyList<InputPort> Inputs => [InputPort.One<SplitFaces>()];
+
+    public override object BindSettings(IReadOnlyDictionary<string, object> given, string owner, PlanScope scope)
+    {
+        var modelName = given.TryGetValue("model", out var m) ? m as string ?? "" : "";
+        if (!scope.Models.Contains(modelName))
+            throw new FlowDefinitionException($"{owner}: unknown model '{modelName}'; registered models: {string.Join(", ", scope.Models.Names)}");
+        var entry = scope.Models.Get(modelName);
+        var hyper = new Dictionary<string, double>(StringComparer.Ordinal);
+        var rest = new Dictionary<string, object>(StringComparer.Ordinal);
+        foreach (var (key, value) in given)
+        {
+            if (!entry.Hyperparameters.ContainsKey(key)) { rest[key] = value; continue; }
+            hyper[key] = value switch
+            {
+                double d => d, int i => i, long l => l, float f => f,
+                string s when double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) => d,
+                _ => throw new FlowDefinitionException($"{owner}: hyperparameter {key} of model {modelName} expects a number, got '{value}'"),
+            };
+        }
+        var settings = (MemberSettings)SettingsBinder.Bind(typeof(MemberSettings), null, rest, owner + $" (model {modelName}, hyperparameters: {string.Join(", ", entry.Hyperparameters.Keys)})");
+        try { return settings with { Hyperparameters = scope.Models.Resolve(modelName, hyper) }; }
+        catch (ArgumentException e) { throw new FlowDefinitionException($"{owner}: {e.Message}"); }
+    }
+
+    public override string? ExtraFingerprint(object settings, PlanScope scope) => scope.Models.Get(((MemberSettings)settings).Model).SourceHash;
+
+    protected override async Task<TrainedMember> RunAsync(StageContext ctx, MemberSettings s)
+    {
+        var member = ctx.Node.Contains('.') ? ctx.Node[(ctx.Node.IndexOf('.') + 1)..] : ctx.Node;
+        var split = ctx.Input<SplitFaces>();
+        var train = await split.Train.ReadAsync(ctx.CancellationToken);
+        var valid = await split.Valid.ReadAsync(ctx.CancellationToken);
+        var entry = ctx.Models.Get(s.Model);
+        using var model = ctx.Models.Create(s.Model, train.ClassNames.Count, train.Side, s.Hyperparameters);
+        // Starting weights from the member's seed alone: the same member starts the same in every run and process.
+        model.Initialize(s.Seed);
+        model.to(ctx.Run.Device);
+        var options = new TrainOptions
+        {
+            Epochs = s.Epochs,
+            BatchSize = s.BatchSize,
+            LearningRate = s.Lr,
+            WeightDecay = s.WeightDecay,
+            EarlyStoppingPatience = s.Patience > 0 ? s.Patience : null,
+            ReduceLrFactor = s.ReduceLrFactor > 0 ? s.ReduceLrFactor : null,
+            ReduceLrPatience = s.ReduceLrPatience,
+            Augmentation = s.Augment ? new OnlineAugmentation() : null,
+            ClassWeightedLoss = s.ClassWeighted,
+            Seed = s.Seed,
+            CheckpointDir = ctx.CheckpointDir,
+        };
+        var log = ctx.Log.ForContext("Model", member);
+        log.Information("Training member {Model} ({Architecture}, {Parameters:N0} parameters) for up to {Epochs} epochs on {TrainRows} images, validating on {ValidRows}",
+            member, s.Model, model.ParameterCount(), options.Epochs, train.Count, valid.Count);
+        TrainResult result;
+        using (var progress = new TrainProgressReporter(ctx.Run.Interactive, log))
+        {
+            var trainer = new Trainer(model, options, ctx.Run.Device, member);
+            result = trainer.Fit(train, valid, progress, epoch => log.Information(
+                "Epoch {Epoch} of {Model}: loss {Loss:0.0000}, accuracy {Accuracy:0.0000}, valid loss {ValidLoss:0.0000}, valid accuracy {ValidAccuracy:0.0000}, lr {LearningRate:g3}, {EpochSeconds:0.0} s, {ImagesPerSecond:0} images/s",
+                epoch.Epoch, member, epoch.Loss, epoch.Accuracy, epoch.ValidLoss, epoch.ValidAccuracy, epoch.LearningRate, epoch.Seconds, epoch.ImagesPerSecond),
+                ctx.CancellationToken);
+        }
+        if (result.ResumedFromEpoch > 0)
+            log.Information("Member {Model} resumed from the checkpoint of epoch {ResumedFromEpoch}", member, result.ResumedFromEpoch);
+        log.Information("Member {Model} trained: {EpochsRun} epochs, best epoch {BestEpoch}, best valid accuracy {BestValidAccuracy:0.0000}, {TrainingSeconds:0.0} s{Early}",
+            member, result.EpochsRun, result.BestEpoch, result.BestValidAccuracy, result.Seconds, result.StoppedEarly ? " (stopped early)" : "");
+
+        var weights = new WeightsFile(ctx.OutputPath("model.pt"));
+        model.save(weights.Path);
+        var history = new HistoryFile(ctx.OutputPath("history.parquet"));
+        await TrainingHistoryStore.WriteAsync(history.Path, result.History, ctx.CancellationToken);
+        var summary = new DataFile(ctx.PublishPath($"models/{member}.summary.txt"));
+        await File.WriteAllTextAsync(summary.Path, ModelSummary.Format(model), ctx.CancellationToken);
+        var curves = ctx.Figure($"train_{member}.png");
+        TrainingCurves.SaveAccuracyAndLoss(curves.Path, $"{member} ({s.Model})", result.History, result.BestEpoch);
+        ctx.Rows["epochs"] = result.EpochsRun;
+        ctx.Rows["train"] = train.Count;
+        var metrics = new MemberMetrics(s.Model, entry.Family, model.ParameterCount(), result.EpochsRun, result.BestEpoch, result.BestValidAccuracy,
+            result.BestValidLoss, result.Seconds, result.ImagesPerSecond, result.StoppedEarly, result.ResumedFromEpoch, s.Hyperparameters);
+        return new TrainedMember(member, s.Model, entry.Family, s.Hyperparameters, weights, history, summary, curves, metrics);
+    }
+}
