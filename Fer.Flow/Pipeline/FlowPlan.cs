@@ -200,6 +200,8 @@ public static partial class FlowPlanner
         }
         var cycle = path.Skip(path.IndexOf(current)).ToList();
         cycle.Reverse(); // producers first: a -> b means b takes a's output
+        var first = cycle.IndexOf(cycle.Min(StringComparer.Ordinal)!);
+        cycle = [.. cycle.Skip(first), .. cycle.Take(first)];
         cycle.Add(cycle[0]);
         return cycle;
     }

@@ -146,7 +146,11 @@ public sealed class FlowRunner(RunContext run)
                 MetricsType = metrics?.GetType().Name,
                 Metrics = metrics is null ? null : JsonSerializer.SerializeToElement(metrics, metrics.GetType(), RunRecord.Json),
             };
-            lock (run.Completed) run.Completed.Add(report);
+            lock (run.Completed)
+            {
+                run.Completed.Add(report);
+                RunRecord.WriteMetrics(run.RunDir, run.Completed);
+            }
             return result;
         }
         catch (OperationCanceledException) when (run.CancellationToken.IsCancellationRequested)

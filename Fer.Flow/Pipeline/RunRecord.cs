@@ -57,9 +57,13 @@ public sealed record RunRecord
         var path = Path.Combine(runDir, FileName);
         File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(this, Json));
         File.Move(path + ".tmp", path, overwrite: true);
-        // metrics.json: the same metrics by node, for readers that want only the numbers.
+    }
+
+    /// <summary>metrics.json: every finished node's metrics by node name, for readers that want only the numbers.</summary>
+    public static void WriteMetrics(string runDir, IEnumerable<StageReport> stages)
+    {
         var metrics = new SortedDictionary<string, JsonElement>(StringComparer.Ordinal);
-        foreach (var s in Stages) if (s.Metrics is { } m) metrics[s.Stage] = m;
+        foreach (var s in stages) if (s.Metrics is { } m) metrics[s.Stage] = m;
         var metricsPath = Path.Combine(runDir, MetricsFileName);
         File.WriteAllText(metricsPath + ".tmp", JsonSerializer.Serialize(metrics, Json));
         File.Move(metricsPath + ".tmp", metricsPath, overwrite: true);

@@ -20,7 +20,7 @@ public static partial class FlowScriptHost
     [GeneratedRegex("""^\s*#load\s+((?:@?"[^"]*"\s*)+)""", RegexOptions.Multiline)]
     private static partial Regex LoadDirective();
 
-    [GeneratedRegex("""@?"([^"]*)" """)]
+    [GeneratedRegex("@?\"([^\"]*)\"")]
     private static partial Regex QuotedPath();
 
     /// <param name="flowOverrides">--set values without a dot (flow parameters).</param>
@@ -71,7 +71,7 @@ public static partial class FlowScriptHost
             var text = File.ReadAllText(file);
             seen[file] = Hashing.Sha256Hex(text);
             foreach (Match m in LoadDirective().Matches(text))
-                foreach (Match q in QuotedPath().Matches(m.Groups[1].Value + " "))
+                foreach (Match q in QuotedPath().Matches(m.Groups[1].Value))
                     pending.Push(Path.GetFullPath(Path.Combine(Path.GetDirectoryName(file)!, q.Groups[1].Value)));
         }
         var material = new StringBuilder();

@@ -39,44 +39,79 @@ public static class Repo
     public static string Flow(string name) => System.IO.Path.Combine(Root, "flows", name);
 }
 
-/// <summary>A configurable stage for testing the runner: counts runs, writes a file, can fail.</summary>
-public sealed class FakeStage(string name, params string[] upstream) : IStage
+public sealed record FakeSettings
 {
-    public string Name { get; } = name;
+    [System.ComponentModel.DataAnnotations.Range(0.0, 1000.0)] public long N { get; init; } = 1;
+    [System.ComponentModel.DataAnnotations.Range(0.0, 1.0)] public double F { get; init; } = 0.5;
+    public string File { get; init; } = "";
+}
+
+/// <summary>What a fake stage makes: a text file naming the stage, its setting and its inputs' texts.</summary>
+public abstract record FakeOutput(DataFile Out) : IHasMetrics
+{
+    public required FakeMetrics Metrics { get; init; }
+    object IHasMetrics.Metrics => Metrics;
+}
+
+public sealed record FakeMetrics(string Stage, long N);
+
+public sealed record OutA(DataFile Out) : FakeOutput(Out);
+public sealed record OutB(DataFile Out) : FakeOutput(Out);
+public sealed record OutC(DataFile Out) : FakeOutput(Out);
+public sealed record OutD(DataFile Out) : FakeOutput(Out);
+
+/// <summary>A configurable stage for testing the engine: counts runs, writes a file, can fail; typed by its output.</summary>
+public sealed class FakeStage(string kind, Type output, params InputPort[] inputs) : IStageDefinition
+{
+    public string Kind { get; } = kind;
     public int CodeVersion { get; set; } = 1;
-    public IReadOnlyList<string> Upstream { get; } = upstream;
-    public IReadOnlyList<StageParameter> Parameters { get; } =
-    [
-        StageParameter.Int("n", 1, "a number"),
-        StageParameter.Float("f", 0.5, "a fraction"),
-        StageParameter.String("file", "", "an input file"),
-    ];
-    public IReadOnlyList<StageParameter> MemberParameters { get; } = [StageParameter.Int("epochs", 1, "epochs")];
+    public Type SettingsType => typeof(FakeSettings);
+    public Type OutputType { get; } = output;
+    public IReadOnlyList<InputPort> Inputs { get; } = inputs;
     public int Runs;
     public Exception? Fail;
     public Action<StageContext>? OnRun;
+    public TimeSpan Delay = TimeSpan.Zero;
+    /// <summary>Counts nodes computing at once, shared by the stages a test gives it to.</summary>
+    public ConcurrencyProbe? Probe;
 
-    public IReadOnlyList<string> InputFiles(StageSettings s) => s.String("file") is { Length: > 0 } f ? [f] : [];
+    public IReadOnlyList<string> InputFiles(object s) => ((FakeSettings)s).File is { Length: > 0 } f ? [f] : [];
 
-    public Task RunAsync(StageContext ctx)
+    public async Task<object> RunAsync(StageContext ctx, object settings)
     {
+        var s = (FakeSettings)settings;
         Interlocked.Increment(ref Runs);
-        OnRun?.Invoke(ctx);
-        if (Fail is not null) throw Fail;
-        var upstreamText = string.Join("|", Upstream.Select(u => File.ReadAllText(ctx.Input(u).PathOf("out.txt"))));
-        File.WriteAllText(ctx.OutputPath("out.txt"), $"{Name}({ctx.Settings.Int("n")})<{upstreamText}>");
-        RunMetrics.WriteFragment(Path.Combine(ctx.PublishDir, "metrics.json"), new { stages = new Dictionary<string, int> { [Name] = (int)ctx.Settings.Int("n") } });
-        File.WriteAllText(ctx.OutputPath($"publish/figures/{Name}.txt"), Name);
-        ctx.Rows["rows"] = 3;
-        return Task.CompletedTask;
+        Probe?.Enter();
+        try
+        {
+            if (Delay > TimeSpan.Zero) await Task.Delay(Delay);
+            OnRun?.Invoke(ctx);
+            if (Fail is not null) throw Fail;
+            var upstreamText = string.Join("|", ctx.Inputs<FakeOutput>().Select(u => System.IO.File.ReadAllText(u.Output.Out.Path)));
+            var path = ctx.OutputPath("out.txt");
+            await System.IO.File.WriteAllTextAsync(path, $"{ctx.Node}({s.N})<{upstreamText}>");
+            await System.IO.File.WriteAllTextAsync(ctx.Figure($"{ctx.Node}.txt").Path, ctx.Node);
+            ctx.Rows["rows"] = 3;
+            var output = (FakeOutput)Activator.CreateInstance(OutputType, new DataFile(path))!;
+            return output with { Metrics = new FakeMetrics(ctx.Node, s.N) };
+        }
+        finally { Probe?.Leave(); }
     }
+}
+
+public sealed class ConcurrencyProbe
+{
+    private int _running;
+    public int MostAtOnce { get; private set; }
+    public void Enter() { lock (this) MostAtOnce = Math.Max(MostAtOnce, ++_running); }
+    public void Leave() { lock (this) _running--; }
 }
 
 public sealed class FakeFlow : IDisposable
 {
     public FakeFlow()
     {
-        Stages = [new FakeStage("a"), new FakeStage("b", "a"), new FakeStage("c", "b")];
+        Stages = [new FakeStage("a", typeof(OutA)), new FakeStage("b", typeof(OutB), InputPort.One<OutA>()), new FakeStage("c", typeof(OutC), InputPort.One<OutB>())];
         Catalog = new StageCatalog(Stages);
     }
 
@@ -87,13 +122,13 @@ public sealed class FakeFlow : IDisposable
 
     public FlowDefinition Definition(Dictionary<string, object>? aSettings = null)
     {
-        var a = new StageSpec("a");
+        var a = new NodeSpec("a", Stages[0]);
         foreach (var kv in aSettings ?? []) a.Settings[kv.Key] = kv.Value;
-        return new FlowDefinition("fake", [a, new StageSpec("b"), new StageSpec("c")]);
+        return new FlowDefinition("fake", [a, new NodeSpec("b", Stages[1]), new NodeSpec("c", Stages[2])]) { Catalog = Catalog };
     }
 
-    public (FlowRunner Runner, RunContext Context, IReadOnlyList<PlannedStage> Plan) Prepare(
-        FlowDefinition? flow = null, Dictionary<string, string>? overrides = null, CancellationToken ct = default)
+    public (FlowRunner Runner, RunContext Context, FlowPlan Plan) Prepare(
+        FlowDefinition? flow = null, Dictionary<string, string>? overrides = null, CancellationToken ct = default, int parallel = 1)
     {
         flow ??= Definition();
         var cache = new StageCache(Dir["cache"]);
@@ -104,9 +139,9 @@ public sealed class FakeFlow : IDisposable
         var context = new RunContext
         {
             RunId = "test", RunDir = runDir, ArtifactsDir = Dir.Path, Flow = flow, Cache = cache, InputHasher = hasher,
-            Device = torch.CPU, Log = log, CancellationToken = ct,
+            Device = torch.CPU, Log = log, CancellationToken = ct, Parallel = parallel,
         };
-        var plan = FlowPlanner.Plan(flow, Catalog, overrides ?? [], hasher);
+        var plan = FlowPlanner.Plan(flow, overrides ?? [], hasher);
         return (new FlowRunner(context), context, plan);
     }
 

@@ -32,11 +32,11 @@ public class FlowRunnerTests
         using var flow = new FakeFlow();
         var (_, _, plan1) = flow.Prepare();
         var (_, _, plan2) = flow.Prepare(overrides: new() { ["a.f"] = "0.25" });
-        Assert.All(plan1.Zip(plan2), p => Assert.NotEqual(p.First.Fingerprint, p.Second.Fingerprint));
+        Assert.All(plan1.Nodes.Zip(plan2.Nodes), p => Assert.NotEqual(p.First.Fingerprint, p.Second.Fingerprint));
         flow.Stages[2].CodeVersion = 2;
         var (_, _, plan3) = flow.Prepare();
-        Assert.Equal(plan1[1].Fingerprint, plan3[1].Fingerprint);
-        Assert.NotEqual(plan1[2].Fingerprint, plan3[2].Fingerprint);
+        Assert.Equal(plan1.Nodes[1].Fingerprint, plan3.Nodes[1].Fingerprint);
+        Assert.NotEqual(plan1.Nodes[2].Fingerprint, plan3.Nodes[2].Fingerprint);
     }
 
     [Fact]
@@ -72,8 +72,8 @@ public class FlowRunnerTests
         var e = await Assert.ThrowsAsync<StageFailedException>(() => runner.RunAsync(plan));
         Assert.Equal("b", e.Stage);
         Assert.Contains("boom", e.Message);
-        Assert.Equal(CacheStatus.Hit, context.Cache.Lookup("a", plan[0].Fingerprint).Status);
-        Assert.NotEqual(CacheStatus.Hit, context.Cache.Lookup("b", plan[1].Fingerprint).Status);
+        Assert.Equal(CacheStatus.Hit, context.Cache.Lookup("a", plan.Nodes[0].Fingerprint).Status);
+        Assert.NotEqual(CacheStatus.Hit, context.Cache.Lookup("b", plan.Nodes[1].Fingerprint).Status);
         Assert.Equal(0, flow.Stages[2].Runs);
         Assert.Empty(Directory.EnumerateDirectories(Path.Combine(context.Cache.Root, "b")));
         Assert.Contains(flow.Sink.Events, ev => ev.Level == Serilog.Events.LogEventLevel.Error && ev.Properties["Stage"].ToString() == "\"b\"");
@@ -85,7 +85,7 @@ public class FlowRunnerTests
         using var flow = new FakeFlow();
         var (_, context, plan) = flow.Prepare();
         await flow.RunAsync();
-        var file = Path.Combine(context.Cache.EntryDir("b", plan[1].Fingerprint), "out.txt");
+        var file = Path.Combine(context.Cache.EntryDir("b", plan.Nodes[1].Fingerprint), "out.txt");
         File.WriteAllText(file, "tampered!");
         var runner = await flow.RunAsync();
         Assert.Equal(["hit", "miss", "hit"], runner.Reports.Select(r => r.Status));
@@ -102,8 +102,10 @@ public class FlowRunnerTests
         await runner.RunAsync(plan);
         Assert.True(File.Exists(Path.Combine(context.RunDir, "figures", "c.txt")));
         var metrics = File.ReadAllText(Path.Combine(context.RunDir, "metrics.json"));
-        Assert.Contains("\"a\": 1", metrics);
-        Assert.Contains("\"c\": 1", metrics);
+        var record = (await flow.RunAsync()).Reports;
+        Assert.Contains("\"a\": {", metrics);
+        Assert.Contains("\"c\": {", metrics);
+        Assert.Equal(["a", "b", "c"], record.Select(r => r.MetricsAs<FakeMetrics>()!.Stage));
     }
 
     [Fact]
@@ -121,7 +123,7 @@ public class FlowRunnerTests
         var (runner, context, plan) = flow.Prepare(definition);
         var e = await Assert.ThrowsAsync<StageFailedException>(() => runner.RunAsync(plan));
         Assert.Contains("changed while", e.Message);
-        Assert.NotEqual(CacheStatus.Hit, context.Cache.Lookup("a", plan[0].Fingerprint).Status);
+        Assert.NotEqual(CacheStatus.Hit, context.Cache.Lookup("a", plan.Nodes[0].Fingerprint).Status);
     }
 
     [Fact]
@@ -132,7 +134,7 @@ public class FlowRunnerTests
         flow.Stages[1].OnRun = _ => cts.Cancel();
         var (runner, context, plan) = flow.Prepare(ct: cts.Token);
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => runner.RunAsync(plan));
-        Assert.NotEqual(CacheStatus.Hit, context.Cache.Lookup("b", plan[1].Fingerprint).Status);
+        Assert.NotEqual(CacheStatus.Hit, context.Cache.Lookup("b", plan.Nodes[1].Fingerprint).Status);
         Assert.Equal(0, flow.Stages[2].Runs);
     }
 
@@ -143,11 +145,12 @@ public class FlowRunnerTests
         var e1 = Assert.Throws<FlowDefinitionException>(() => flow.Prepare(overrides: new() { ["a.nope"] = "1" }));
         Assert.Contains("unknown setting 'nope'", e1.Message);
         Assert.Contains("n, f, file", e1.Message);
+        var range = Assert.Throws<FlowDefinitionException>(() => flow.Prepare(overrides: new() { ["a.f"] = "1.5" }));
+        Assert.Equal("stage a: f must be a number in [0, 1], got 1.5", range.Message);
         var e2 = Assert.Throws<FlowDefinitionException>(() => flow.Prepare(overrides: new() { ["zz.n"] = "1" }));
         Assert.Contains("no stage 'zz'", e2.Message);
         var e3 = Assert.Throws<FlowDefinitionException>(() => flow.Prepare(overrides: new() { ["a.n"] = "many" }));
         Assert.Contains("expects an integer", e3.Message);
-        var unknownStage = new FlowDefinition("x", [new StageSpec("nope")]);
-        Assert.Contains("unknown stage 'nope'", Assert.Throws<FlowDefinitionException>(() => flow.Prepare(unknownStage)).Message);
+        Assert.Contains("unknown stage 'nope'", Assert.Throws<FlowDefinitionException>(() => flow.Catalog.Get("nope")).Message);
     }
 }

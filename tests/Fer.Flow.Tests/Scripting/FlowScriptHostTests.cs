@@ -12,13 +12,13 @@ public class FlowScriptHostTests
     {
         var flow = FlowScriptHost.Load(Repo.Flow("quickstart.fsx"), new Dictionary<string, string> { ["epochs"] = "9" });
         Assert.Equal("quickstart", flow.Name);
-        Assert.Equal(["ingest", "augment", "split", "train", "predict", "visualize", "report"], flow.Stages.Select(s => s.Name));
+        Assert.Equal(["ingest", "augment", "split", "train.cnn", "train.dnn", "predict", "visualize", "report"], flow.Nodes.Select(s => s.Name));
         Assert.Equal(["count", "epochs", "seed"], flow.Parameters.Keys);
         Assert.Equal(9, flow.Parameters["epochs"]);
-        var train = flow.Stages.Single(s => s.Name == "train");
-        Assert.Equal(["cnn", "dnn"], train.Members.Select(m => m.Name));
-        Assert.Equal("seed-cnn", train.Members[0].Model);
-        Assert.Equal(9, train.Members[0].Settings["epochs"]);
+        var members = flow.Nodes.Where(n => n.Group == "train").ToList();
+        Assert.All(members, m => Assert.Equal("train-member", m.Stage.Kind));
+        Assert.Equal("seed-cnn", members[0].Settings["model"]);
+        Assert.Equal(9, members[0].Settings["epochs"]);
     }
 
     [Fact]
@@ -26,7 +26,7 @@ public class FlowScriptHostTests
     {
         var flow = FlowScriptHost.Load(Repo.Flow("hw3.fsx"), new Dictionary<string, string> { ["cnn_members"] = "2" });
         foreach (var p in new[] { "train", "test", "epochs", "seed" }) Assert.Contains(p, flow.Parameters.Keys);
-        Assert.Equal(["cnn1", "cnn2", "dnn"], flow.Stages.Single(s => s.Name == "train").Members.Select(m => m.Name));
+        Assert.Equal(["train.cnn1", "train.cnn2", "train.dnn"], flow.Nodes.Where(n => n.Group == "train").Select(m => m.Name));
     }
 
     [Fact]
@@ -65,5 +65,42 @@ public class FlowScriptHostTests
         var script = dir["empty.fsx"];
         File.WriteAllText(script, "let x = 1\n");
         Assert.Contains("never called", Assert.Throws<FlowDefinitionException>(() => FlowScriptHost.Load(script, None)).Message);
+    }
+
+    [Fact]
+    public void AScriptThatDefinesTwoFlowsIsAnError()
+    {
+        using var dir = new TempDir();
+        var script = dir["two.fsx"];
+        File.WriteAllText(script, $"#load @\"{Repo.Flow("Fer.fsx")}\"\nopen Fer\nflow \"one\" [ ingest [] ]\nflow \"two\" [ ingest [] ]\n");
+        Assert.Contains("defines 2 flows (one, two)", Assert.Throws<FlowDefinitionException>(() => FlowScriptHost.Load(script, None)).Message);
+    }
+
+    [Fact]
+    public void CustomDefinesItsOwnStageAndModelInFSharp()
+    {
+        var flow = FlowScriptHost.Load(Repo.Flow("custom.fsx"), None);
+        Assert.Contains(flow.Nodes, n => n.Name == "equalize" && n.Stage.SourceHash == flow.ScriptHash);
+        Assert.Equal(["train.cnn", "train.fsharp"], flow.Nodes.Where(n => n.Group == "train").Select(n => n.Name));
+        var entry = flow.Models.Get("fsharp-cnn");
+        Assert.Equal(Fer.Core.Models.ModelFamily.Convolutional, entry.Family);
+        Assert.Equal(flow.ScriptHash, entry.SourceHash);
+        using var model = flow.Models.Create("fsharp-cnn", 7, 48);
+        using var x = TorchSharp.torch.rand(2, 1, 48, 48);
+        using var logits = model.forward(x);
+        Assert.Equal([2L, 7L], logits.shape);
+        Assert.Contains("conv2d_2", model.Layers.Select(l => l.Name));
+    }
+
+    [Fact]
+    public void TheScriptHashCoversTheFilesItLoads()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir["lib.fsx"], "let answer = 42\n");
+        File.WriteAllText(dir["main.fsx"], "#load \"lib.fsx\"\nlet x = Lib.answer\n");
+        var before = FlowScriptHost.ScriptHash(dir["main.fsx"]);
+        Assert.Equal(before, FlowScriptHost.ScriptHash(dir["main.fsx"]));
+        File.WriteAllText(dir["lib.fsx"], "let answer = 43\n");
+        Assert.NotEqual(before, FlowScriptHost.ScriptHash(dir["main.fsx"]));
     }
 }
