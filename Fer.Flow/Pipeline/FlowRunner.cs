@@ -48,14 +48,25 @@ public sealed class FlowRunner(RunContext run)
         var workers = new List<Task>();
         Exception? firstFailure = null;
 
+        // One at a time, nodes start in plan order (not in whichever order their inputs arrived), so a run's
+        // sequence of computations, and with it every number, is the same each time.
+        Task previous = Task.CompletedTask;
         foreach (var node in plan.Nodes.Where(n => actions.ContainsKey(n.Name)))
         {
             var producers = node.Producers.Where(actions.ContainsKey).ToList();
+            var turn = previous;
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            previous = done.Task;
             var execute = new TransformBlock<NodeResult[], NodeResult>(async inputs =>
             {
-                await gate.WaitAsync(stop.Token);
-                try { return await ExecuteAsync(node, actions[node.Name], inputs); }
-                finally { gate.Release(); }
+                try
+                {
+                    if (run.Parallel <= 1) await turn.WaitAsync(stop.Token);
+                    await gate.WaitAsync(stop.Token);
+                    try { return await ExecuteAsync(node, actions[node.Name], inputs); }
+                    finally { gate.Release(); }
+                }
+                finally { done.TrySetResult(); }
             }, new ExecutionDataflowBlockOptions { CancellationToken = stop.Token });
             execute.LinkTo(outputs[node.Name]);
             if (producers.Count == 0)

@@ -22,11 +22,23 @@ public class AuditCommandTests
             StartedUtc = new DateTime(2026, 11, 28, 10, 0, 0, DateTimeKind.Utc),
             FinishedUtc = status == "running" ? null : new DateTime(2026, 11, 28, 10, 1, 30, DateTimeKind.Utc),
             Parameters = new() { ["seed"] = "3" },
+            Error = status == "failed" ? "stage predict: boom" : null, FailedStage = status == "failed" ? "predict" : null,
+            Stages =
+            [
+                new StageReport("ingest", "ingest", "abc", "miss", 1.25, new Dictionary<string, long> { ["rows"] = 420 }),
+                Report("train.cnn", "train-member", new Fer.Flow.Stages.MemberMetrics("seed-cnn", Fer.Core.Models.ModelFamily.Convolutional, 10, 3, 2, 0.5, 1.2, 9, 100, false, 0, new Dictionary<string, double>())),
+                .. accuracy is null ? Array.Empty<StageReport>() : [Report("predict", "predict", new { valid_accuracy = accuracy.Value }, nameof(Fer.Flow.Stages.EnsembleMetrics))],
+            ],
         }.Write(dir);
-        if (accuracy is not null)
-            File.WriteAllText(Path.Combine(dir, "metrics.json"), $"{{\"ensemble\":{{\"valid_accuracy\":{accuracy}}}}}");
         return dir;
     }
+
+    private static StageReport Report(string node, string kind, object metrics, string? type = null) =>
+        new(node, kind, "f" + node, "miss", 2, new Dictionary<string, long>())
+        {
+            MetricsType = type ?? metrics.GetType().Name,
+            Metrics = System.Text.Json.JsonSerializer.SerializeToElement(metrics, metrics.GetType(), RunRecord.Json),
+        };
 
     private static void TypicalEvents(ILogger log)
     {
@@ -72,7 +84,7 @@ public class AuditCommandTests
         AuditCommands.ShowLogs(new AuditCommands.LogQuery(dir.Path, null, null, null, null, false, true), output, TextWriter.Null);
         var text = output.ToString();
         Assert.Matches(@"ingest\s+1\.25\s+miss", text);
-        Assert.Matches(@"cnn\s+3\s+2\s+0\.5000", text);
+        Assert.Matches(@"train\.cnn\s+3\s+2\s+0\.5000", text);
         Assert.Contains("error in predict", text);
     }
 

@@ -29,7 +29,8 @@ public class FaultInjectionTests
         Assert.True(code == 0, errors);
         var statuses = flow.CacheStatuses();
         Assert.Equal("hit", statuses["split"]);
-        Assert.Equal("miss", statuses["train"]);
+        Assert.Equal("miss", statuses["train.cnn"]);
+        Assert.Equal("hit", statuses["train.dnn"]);
         var resumed = flow.LatestEvents().Where(e => e.TryGetProperty("ResumedFromEpoch", out _)).ToList();
         Assert.Single(resumed);
         Assert.True(resumed[0].GetProperty("ResumedFromEpoch").GetInt32() >= 2);
@@ -54,7 +55,7 @@ public class FaultInjectionTests
         var (code, errors) = await flow.RunAsync();
         Assert.True(code == 0, errors);
         var statuses = flow.CacheStatuses();
-        Assert.Equal("hit", statuses["train"]);
+        Assert.Equal("hit", statuses["train.cnn"]);
         Assert.Equal("miss", statuses["visualize"]);
         // The killed run left only hidden temporary folders, which the rerun swept away.
         Assert.DoesNotContain(Directory.EnumerateDirectories(Path.Combine(flow.Artifacts, "cache"), ".tmp-*", SearchOption.AllDirectories), _ => true);

@@ -31,7 +31,7 @@ public class FlowEndToEndTests
         (code, errors) = await flow.RunAsync();
         Assert.True(code == 0, errors);
         var second = flow.CacheStatuses();
-        Assert.Equal(7, second.Count);
+        Assert.Equal(["augment", "ingest", "predict", "report", "split", "train.cnn", "train.dnn", "visualize"], second.Keys.Order(StringComparer.Ordinal));
         Assert.All(second.Values.Where(s => s != "volatile"), s => Assert.Equal("hit", s));
         Assert.Equal("volatile", second["report"]);
         Assert.DoesNotContain(flow.LatestEvents(), e => e.TryGetProperty("Epoch", out _));
@@ -47,10 +47,12 @@ public class FlowEndToEndTests
         // One member's setting changes: only that member trains again.
         (code, errors) = await flow.RunAsync("--set", "train.dnn.epochs=1");
         Assert.True(code == 0, errors);
-        Assert.Equal("miss", flow.CacheStatuses()["train"]);
+        var fourth = flow.CacheStatuses();
+        Assert.Equal("miss", fourth["train.dnn"]);
+        Assert.Equal("hit", fourth["train.cnn"]);
+        Assert.Equal("miss", fourth["predict"]);
         var epochs = flow.LatestEvents().Where(e => e.TryGetProperty("Epoch", out _)).Select(e => e.GetProperty("Model").GetString()).ToList();
         Assert.Equal(["dnn"], epochs.Distinct());
-        Assert.Contains(flow.LatestEvents(), e => e.GetProperty("@mt").GetString()!.Contains("is cached") && e.GetProperty("Model").GetString() == "cnn");
     }
 
     /// <summary>
@@ -67,11 +69,11 @@ public class FlowEndToEndTests
             var (code, errors) = await flow.RunAsync();
             Assert.True(code == 0, errors);
             using var metrics = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(flow.LatestRunDir(), "metrics.json")));
-            var models = metrics.RootElement.GetProperty("models");
+            var ensemble = metrics.RootElement.GetProperty("predict");
             numbers.Add(string.Join("; ", new[] { "cnn", "dnn" }.Select(m =>
-                $"{m} loss {models.GetProperty(m).GetProperty("best_valid_loss").GetDouble():R} " +
-                $"test {models.GetProperty(m).GetProperty("test_accuracy").GetDouble():R}")) +
-                $"; ensemble {metrics.RootElement.GetProperty("ensemble").GetProperty("valid_nll").GetDouble():R}");
+                $"{m} loss {metrics.RootElement.GetProperty("train." + m).GetProperty("best_valid_loss").GetDouble():R} " +
+                $"test {ensemble.GetProperty("per_member").GetProperty(m).GetProperty("test_accuracy").GetDouble():R}")) +
+                $"; ensemble {ensemble.GetProperty("valid_nll").GetDouble():R}");
         }
         Assert.Equal(numbers[0], numbers[1]);
     }
@@ -106,21 +108,22 @@ public class FlowEndToEndTests
         Assert.Equal("hit", statuses["ingest"]);
         Assert.Equal("hit", statuses["augment"]);
         Assert.Equal("miss", statuses["split"]);
-        Assert.Equal("miss", statuses["train"]);
+        Assert.Equal("miss", statuses["train.cnn"]);
 
         (code, errors) = await flow.RunAsync("--set", "split.valid_fraction=0.3", "--only", "visualize");
         Assert.True(code == 0, errors);
         statuses = flow.CacheStatuses();
         Assert.Equal("miss", statuses["visualize"]);
-        Assert.Equal("hit", statuses["train"]);
+        Assert.Equal("hit", statuses["train.cnn"]);
+        Assert.Equal("hit", statuses["train.dnn"]);
         Assert.False(statuses.ContainsKey("predict"));
         Assert.DoesNotContain(flow.LatestEvents(), e => e.TryGetProperty("Epoch", out _));
 
         var listing = new StringWriter();
         Assert.Equal(0, Fer.Flow.Cli.FlowCommand.ListStages(new Fer.Flow.Cli.FlowRequest(flow.Script, flow.Artifacts, ["split.valid_fraction=0.4"]), listing, TextWriter.Null));
-        Assert.Matches(@"ingest\s+[0-9a-f]{16}\s+cached", listing.ToString());
-        Assert.Matches(@"split\s+[0-9a-f]{16}\s+stale", listing.ToString());
-        Assert.Matches(@"train\s+[0-9a-f]{16}\s+stale", listing.ToString());
+        Assert.Matches(@"ingest\s+ingest\s+[0-9a-f]{16}\s+cached", listing.ToString());
+        Assert.Matches(@"split\s+split\s+[0-9a-f]{16}\s+stale\s+augment", listing.ToString());
+        Assert.Matches(@"train\.cnn\s+train-member\s+[0-9a-f]{16}\s+stale\s+split", listing.ToString());
     }
 
     [Fact]
