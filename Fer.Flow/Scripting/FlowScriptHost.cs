@@ -37,7 +37,7 @@ public static partial class FlowScriptHost
             FlowScript.Capture capture;
             try
             {
-                Evaluate(full);
+                Run(full, hash);
             }
             finally
             {
@@ -77,6 +77,28 @@ public static partial class FlowScriptHost
         var material = new StringBuilder();
         foreach (var (file, sha) in seen) material.Append(Path.GetFileName(file)).Append(' ').Append(sha).Append('\n');
         return Hashing.Sha256Hex(material.ToString());
+    }
+
+    /// <summary>How the last script was evaluated (for the log and the benchmark).</summary>
+    public static string LastEvaluation { get; private set; } = "";
+
+    private static void Run(string scriptPath, string hash)
+    {
+        if (Environment.GetEnvironmentVariable("FER_SCRIPT_CACHE") == "off") { Evaluate(scriptPath); LastEvaluation = "interpreted"; return; }
+        var (assembly, cached) = ScriptCompiler.LoadOrCompile(scriptPath, hash);
+        LastEvaluation = cached ? "compiled script from cache" : "compiled script";
+        var entry = assembly.EntryPoint ?? throw new FlowDefinitionException($"{scriptPath}: the compiled script has no entry point");
+        try
+        {
+            entry.Invoke(null, entry.GetParameters().Length == 0 ? null : [Array.Empty<string>()]);
+        }
+        catch (System.Reflection.TargetInvocationException e)
+        {
+            var ex = e.InnerException ?? e;
+            while (ex is System.Reflection.TargetInvocationException or TypeInitializationException && ex.InnerException is { } inner) ex = inner;
+            if (ex is FlowDefinitionException) throw ex;
+            throw new FlowDefinitionException($"{scriptPath}: {ex.GetType().Name}: {ex.Message}");
+        }
     }
 
     private static void Evaluate(string scriptPath)

@@ -77,7 +77,12 @@ public sealed class TrainMemberStage : Stage<MemberSettings, TrainedMember>
                 _ => throw new FlowDefinitionException($"{owner}: hyperparameter {key} of model {modelName} expects a number, got '{value}'"),
             };
         }
-        var settings = (MemberSettings)SettingsBinder.Bind(typeof(MemberSettings), null, rest, owner + $" (model {modelName}, hyperparameters: {string.Join(", ", entry.Hyperparameters.Keys)})");
+        MemberSettings settings;
+        try { settings = (MemberSettings)SettingsBinder.Bind(typeof(MemberSettings), null, rest, owner); }
+        catch (FlowDefinitionException e) when (e.Message.Contains("unknown setting"))
+        {
+            throw new FlowDefinitionException($"{e.Message}; hyperparameters of model {modelName}: {(entry.Hyperparameters.Count == 0 ? "none" : string.Join(", ", entry.Hyperparameters.Keys))}");
+        }
         try { return settings with { Hyperparameters = scope.Models.Resolve(modelName, hyper) }; }
         catch (ArgumentException e) { throw new FlowDefinitionException($"{owner}: {e.Message}"); }
     }
