@@ -37,6 +37,7 @@ public static partial class FlowScriptHost
             FlowScript.Capture capture;
             try
             {
+                using var guard = ScriptExitGuard.While(scriptPath);
                 Run(full, hash);
             }
             finally

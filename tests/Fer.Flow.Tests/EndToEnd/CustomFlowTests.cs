@@ -95,6 +95,19 @@ public class CustomFlowTests
         Assert.Equal(ExitCodes.BadInput, await FlowCommand.RunAsync(new FlowRequest(script, dir["artifacts"], Console: false), errors));
         Assert.Contains("'train.../x' is not a valid stage or member name", errors.ToString());
     }
+
+    [Theory]
+    [InlineData("exit 0")]
+    [InlineData("System.Environment.Exit 0")]
+    public void AScriptThatEndsTheProcessIsExitTwoNotASilentSuccess(string ending)
+    {
+        using var dir = new TempDir();
+        var script = dir["exits.fsx"];
+        File.WriteAllText(script, $"#load @\"{Repo.Flow("Fer.fsx")}\"\nopen Fer\n{ending}\n");
+        using var fer = new FerProcess("stages", script);
+        Assert.Equal(ExitCodes.BadInput, fer.WaitForExit(TimeSpan.FromMinutes(2)));
+        Assert.Contains(fer.Output, l => l.Contains("exits.fsx: the script ended the process while it was being evaluated"));
+    }
 }
 
 /// <summary>Reads an artifacts folder's latest run the way TinyFlow does.</summary>
