@@ -63,11 +63,10 @@ public sealed class CascadeFaceFinder : IFaceFinder
                 interpolation: InterpolationFlags.Area);
             input = small;
         }
-        using var equalized = new Mat();
-        Cv2.EqualizeHist(input, equalized);
-        int minSide = Math.Max(24, (int)(Math.Min(equalized.Width, equalized.Height) * MinFaceFraction));
-        if (minSide > Math.Min(equalized.Width, equalized.Height)) return [];
-        var found = _cascade.DetectMultiScale(equalized, ScaleFactor, MinNeighbors, HaarDetectionTypes.ScaleImage, new Size(minSide, minSide));
+        // No histogram equalisation: a global one crushes a face's contrast in a photo that is mostly flat background.
+        int minSide = Math.Max(24, (int)(Math.Min(input.Width, input.Height) * MinFaceFraction));
+        if (minSide > Math.Min(input.Width, input.Height)) return [];
+        var found = _cascade.DetectMultiScale(input, ScaleFactor, MinNeighbors, HaarDetectionTypes.ScaleImage, new Size(minSide, minSide));
         var boxes = found
             .Select(r => Clamp(new FaceBox((int)Math.Round(r.X / scale), (int)Math.Round(r.Y / scale), (int)Math.Round(r.Width / scale), (int)Math.Round(r.Height / scale)), gray.Width, gray.Height))
             .Where(b => b.W > 0 && b.H > 0).ToList();
