@@ -23,7 +23,7 @@ public sealed class CascadeFaceFinder : IFaceFinder
 
     private readonly CascadeClassifier _cascade;
 
-    public CascadeFaceFinder(string cascadePath, int detectionSide = 1280, double scaleFactor = 1.1, int minNeighbors = 5, double minFaceFraction = 0.04)
+    public CascadeFaceFinder(string cascadePath, int detectionSide = 1280, double scaleFactor = 1.1, int minNeighbors = 6, double minFaceFraction = 0.05)
     {
         if (!File.Exists(cascadePath))
             throw new PhotoInputException(cascadePath, $"cascade file not found; {InstallHint}");

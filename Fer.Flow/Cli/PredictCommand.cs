@@ -10,7 +10,7 @@ namespace Fer.Flow.Cli;
 
 public sealed record PredictRequest(IReadOnlyList<string> Paths, string Artifacts = "artifacts", string? Run = null, string? Out = null,
     int Every = 1, string? Cascade = null, bool NoDetect = false, bool Explain = false, string? ExplainLayer = null, double Margin = 0.1,
-    int BatchSize = 64, int DetectSide = 1280, string Device = "auto", bool Annotate = true);
+    int BatchSize = 64, int DetectSide = 1280, string Device = "auto", bool Annotate = true, int MinNeighbors = 6, double MinFace = 0.05);
 
 /// <summary>`fer predict PATH...`: faces in photos, folders and videos classified by a finished run's ensemble.</summary>
 public static class PredictCommand
@@ -28,14 +28,16 @@ public static class PredictCommand
         var margin = new Option<double>("--margin") { Description = "Margin around each detected face, as a fraction of its box", DefaultValueFactory = _ => 0.1 };
         var batch = new Option<int>("--batch-size") { Description = "Faces per forward pass", DefaultValueFactory = _ => 64 };
         var detectSide = new Option<int>("--detect-side") { Description = "Images are downscaled to this longer side for detection", DefaultValueFactory = _ => 1280 };
+        var minNeighbors = new Option<int>("--min-neighbors") { Description = "Haar detections that must overlap to make a face (higher: fewer false faces)", DefaultValueFactory = _ => 6 };
+        var minFace = new Option<double>("--min-face") { Description = "Smallest face searched for, as a fraction of the detection image's shorter side", DefaultValueFactory = _ => 0.05 };
         var noAnnotate = new Option<bool>("--no-annotate") { Description = "Write only faces.csv and faces.json" };
         var command = new Command("predict", "Find and classify faces in images, folders and videos with a trained run's ensemble");
         command.Arguments.Add(paths);
-        foreach (var o in new Option[] { artifactsOption, run, output, every, cascade, noDetect, explain, explainLayer, margin, batch, detectSide, noAnnotate, deviceOption })
+        foreach (var o in new Option[] { artifactsOption, run, output, every, cascade, noDetect, explain, explainLayer, margin, batch, detectSide, minNeighbors, minFace, noAnnotate, deviceOption })
             command.Options.Add(o);
         command.SetAction((parse, ct) => Task.FromResult(Run(new PredictRequest(parse.GetValue(paths) ?? [], parse.GetValue(artifactsOption)!, parse.GetValue(run),
             parse.GetValue(output), parse.GetValue(every), parse.GetValue(cascade), parse.GetValue(noDetect), parse.GetValue(explain), parse.GetValue(explainLayer),
-            parse.GetValue(margin), parse.GetValue(batch), parse.GetValue(detectSide), parse.GetValue(deviceOption)!, !parse.GetValue(noAnnotate)),
+            parse.GetValue(margin), parse.GetValue(batch), parse.GetValue(detectSide), parse.GetValue(deviceOption)!, !parse.GetValue(noAnnotate), parse.GetValue(minNeighbors), parse.GetValue(minFace)),
             Console.Out, Console.Error, ct)));
         return command;
     }
@@ -49,6 +51,8 @@ public static class PredictCommand
             { BatchSize: < 1 or > 65_536 } => $"--batch-size {r.BatchSize}: give 1 to 65536",
             { Margin: < 0 or > 1 } or { Margin: double.NaN } => $"--margin {r.Margin.ToString(CultureInfo.InvariantCulture)}: give 0 to 1",
             { DetectSide: < 64 } => $"--detect-side {r.DetectSide}: give 64 or more",
+            { MinNeighbors: < 1 or > 100 } => $"--min-neighbors {r.MinNeighbors}: give 1 to 100",
+            { MinFace: <= 0 or > 1 } or { MinFace: double.NaN } => $"--min-face {r.MinFace.ToString(CultureInfo.InvariantCulture)}: give a fraction above 0 and at most 1",
             { NoDetect: true, Cascade: not null } => "--no-detect and --cascade cannot be combined",
             _ => null,
         };
@@ -58,7 +62,7 @@ public static class PredictCommand
         IFaceFinder finder;
         try
         {
-            finder = r.NoDetect ? new WholeImageFinder() : new CascadeFaceFinder(r.Cascade ?? CascadeFaceFinder.DefaultCascade, r.DetectSide);
+            finder = r.NoDetect ? new WholeImageFinder() : new CascadeFaceFinder(r.Cascade ?? CascadeFaceFinder.DefaultCascade, r.DetectSide, minNeighbors: r.MinNeighbors, minFaceFraction: r.MinFace);
         }
         catch (PhotoInputException e) { stderr.WriteLine($"error: {e.Message}"); return ExitCodes.BadInput; }
         using var _finder = finder;
