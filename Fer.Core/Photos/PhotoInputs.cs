@@ -21,11 +21,7 @@ public static class PhotoInputs
         var result = new List<PhotoInput>();
         foreach (var path in paths)
         {
-            if (Directory.Exists(path))
-            {
-                if (new DirectoryInfo(path).LinkTarget is not null) { onError(new PhotoInputException(path, "is a symbolic link, not a folder; give its target")); continue; }
-                Walk(path, result, onError);
-            }
+            if (Directory.Exists(path)) Walk(path, result, onError); // a folder given by a link is followed; links inside it are not
             else if (File.Exists(path))
             {
                 var info = new FileInfo(path);

@@ -59,12 +59,40 @@ public sealed class PhotosBenchmark : IBenchmark
                 Console.WriteLine($"  {label}: {count} images ({expectedFaces} faces in them), exit {code}, {clock.Elapsed.TotalSeconds:0.00} s wall");
                 foreach (var line in stdout.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries)) Console.WriteLine("    " + line);
             }
+            HugePhoto(astronaut, root, artifacts);
         }
         finally
         {
             if (Environment.GetEnvironmentVariable("FER_BENCH_KEEP") == "1") Console.WriteLine($"  kept {root}");
             else try { Directory.Delete(root, true); } catch (IOException) { }
         }
+    }
+
+    /// <summary>A 12000x12000 PNG with the portrait pasted at 8x: `fer predict` in a child process, its resident memory sampled.</summary>
+    private static void HugePhoto(string astronaut, string root, string artifacts)
+    {
+        var path = Path.Combine(root, "huge.png");
+        using (var canvas = new Mat(12000, 12000, MatType.CV_8UC3, new Scalar(90, 110, 120)))
+        using (var one = Cv2.ImRead(astronaut))
+        using (var big = new Mat())
+        {
+            Cv2.Resize(one, big, new Size(4096, 4096));
+            using (var roi = new Mat(canvas, new Rect(4000, 4000, 4096, 4096))) big.CopyTo(roi);
+            Cv2.ImWrite(path, canvas, new ImageEncodingParam(ImwriteFlags.PngCompression, 1));
+        }
+        var fer = Path.Combine(AppContext.BaseDirectory, "fer.dll");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in new[] { fer, "predict", path, "--artifacts", artifacts, "--out", Path.Combine(root, "out-huge"), "--device", "cpu" }) start.ArgumentList.Add(a);
+        var clock = Stopwatch.StartNew();
+        using var p = Process.Start(start)!;
+        var output = p.StandardOutput.ReadToEndAsync();
+        long peak = 0;
+        while (!p.WaitForExit(20))
+        {
+            try { p.Refresh(); peak = Math.Max(peak, p.WorkingSet64); } catch (InvalidOperationException) { }
+        }
+        Console.WriteLine($"  12000x12000 PNG ({new FileInfo(path).Length / 1e6:0.0} MB): exit {p.ExitCode}, {clock.Elapsed.TotalSeconds:0.0} s, peak resident memory of fer about {peak / 1e6:0} MB");
+        foreach (var line in output.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries)) Console.WriteLine("    " + line);
     }
 
     /// <summary>Writes the photos; returns how many faces they hold.</summary>
