@@ -107,7 +107,14 @@ public static class PredictCommand
         }
         catch (ArgumentException e) { stderr.WriteLine($"error: {e.Message}"); return ExitCodes.BadInput; }
 
-        var result = predictor.Run(inputs, ct);
+        PhotoPredictionResult result;
+        try { result = predictor.Run(inputs, ct); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stderr.WriteLine($"error: cannot write the outputs in {outDir}: {e.Message}");
+            log.Error(e, "Writing outputs in {OutDir} failed", outDir);
+            return ExitCodes.Failed;
+        }
         result.Errors.InsertRange(0, inputErrors);
         var runInfo = new
         {
