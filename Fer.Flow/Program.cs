@@ -44,4 +44,6 @@ root.Subcommands.Add(stages);
 root.Subcommands.Add(SynthCommand.Create());
 root.Subcommands.Add(AuditCommands.Runs(artifactsOption));
 root.Subcommands.Add(AuditCommands.Logs(artifactsOption));
+root.Subcommands.Add(PredictCommand.Create(artifactsOption, deviceOption));
+root.Subcommands.Add(ExportCommand.Create(artifactsOption));
 return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,95 @@
+using System.Text.Json;
+using Fer.Core.Models;
+using Fer.Core.Storage;
+using Fer.Flow.Audit;
+using Fer.Flow.Cache;
+using Fer.Flow.Pipeline;
+using Fer.Flow.Stages;
+using TorchSharp;
+
+namespace Fer.Flow.Cli;
+
+/// <summary>A member of a finished run, rebuilt from its hash-checked cache entry.</summary>
+public sealed record LoadedMember(TrainedMember Trained, FerModel Model, double Weight);
+
+/// <summary>A finished run's ensemble: members with their fitted weights, classes, image side and whether it used flip TTA.</summary>
+public sealed record RunEnsemble(RunSummary Run, IReadOnlyList<LoadedMember> Members, IReadOnlyList<string> ClassNames, int Side, bool FlipTta)
+{
+    public const string TrainHint = "train one with `fer run flows/quickstart.fsx` (or flows/hw3.fsx on your data)";
+
+    /// <summary>
+    /// The run named by <paramref name="run"/> (id, unique prefix or latest), or the latest finished run with a
+    /// fitted ensemble. Members come from the run record's train-member reports and their cache entries, which are
+    /// verified against their manifests' SHA-256 before a byte of weights is read; the weights from the predict
+    /// stage's metrics. Problems are <see cref="FlowDefinitionException"/>s (exit 2) naming what to run.
+    /// </summary>
+    public static RunEnsemble Load(string artifacts, string? run, torch.Device device)
+    {
+        var runs = RunCatalog.List(artifacts);
+        RunSummary chosen;
+        if (run is null or "latest")
+        {
+            chosen = runs.LastOrDefault(r => r.Status == "finished" && r.Record is { } rec && rec.MetricsOf<EnsembleMetrics>().Any())
+                ?? throw new FlowDefinitionException(
+                    $"no finished run with a fitted ensemble in {Path.Combine(Path.GetFullPath(artifacts), "runs")}; {TrainHint}");
+        }
+        else
+        {
+            if (runs.Count == 0) throw new FlowDefinitionException($"no runs in {Path.Combine(Path.GetFullPath(artifacts), "runs")}; {TrainHint}");
+            chosen = RunCatalog.Resolve(artifacts, run);
+            if (chosen.Status != "finished")
+                throw new FlowDefinitionException($"run {chosen.RunId} is {chosen.Status}, not finished; give a finished run (see `fer runs`) or {TrainHint}");
+        }
+        var record = chosen.Record ?? throw new FlowDefinitionException($"run {chosen.RunId}: run.json is missing or unreadable");
+        var (ensembleNode, ensemble) = record.MetricsOf<EnsembleMetrics>().LastOrDefault();
+        if (ensemble is null)
+            throw new FlowDefinitionException($"run {chosen.RunId} fitted no ensemble (no predict stage in it); {TrainHint}");
+
+        var cache = new StageCache(Path.Combine(artifacts, "cache"));
+        var split = record.Stages.FirstOrDefault(s => s.Kind == "split")
+            ?? throw new FlowDefinitionException($"run {chosen.RunId} has no split stage, so its classes and image side are unknown");
+        var splitOutput = (SplitFaces)ReadEntry(cache, split, typeof(SplitFaces), record);
+        var meta = ParquetTensorStore.ReadMetadataAsync(splitOutput.Train.Path).GetAwaiter().GetResult();
+        if (!meta.TryGetValue("fer.side", out var sideText) || !int.TryParse(sideText, out var side) || side <= 0)
+            throw new FlowDefinitionException($"{splitOutput.Train.Path}: no image side in its metadata");
+        var classes = JsonSerializer.Deserialize<string[]>(meta.GetValueOrDefault("fer.class_names", "[]")) ?? [];
+        if (classes.Length < 2) throw new FlowDefinitionException($"{splitOutput.Train.Path}: fewer than two class names in its metadata");
+
+        var members = new List<LoadedMember>();
+        try
+        {
+            foreach (var name in ensemble.Members)
+            {
+                var report = record.Stages.FirstOrDefault(s => s.Kind == "train-member" && (s.Stage == $"train.{name}" || s.Stage == name))
+                    ?? throw new FlowDefinitionException($"run {chosen.RunId}: ensemble member {name} has no train-member report in run.json");
+                var trained = (TrainedMember)ReadEntry(cache, report, typeof(TrainedMember), record);
+                if (!ModelCatalog.BuiltIn.Contains(trained.Model))
+                    throw new FlowDefinitionException(
+                        $"member {name} is a '{trained.Model}', a model its flow script registers; fer predict and export rebuild Fer's own models ({string.Join(", ", ModelCatalog.BuiltIn.Names)})");
+                if (!ensemble.Weights.TryGetValue(name, out var weight) || !double.IsFinite(weight) || weight < 0)
+                    throw new FlowDefinitionException($"run {chosen.RunId}: no valid ensemble weight for member {name}");
+                var model = trained.Load(ModelCatalog.BuiltIn, classes.Length, side, device);
+                members.Add(new LoadedMember(trained, model, weight));
+            }
+        }
+        catch
+        {
+            foreach (var m in members) m.Model.Dispose();
+            throw;
+        }
+        if (members.Count == 0) throw new FlowDefinitionException($"run {chosen.RunId} ({ensembleNode}) lists no ensemble members");
+        return new RunEnsemble(chosen, members, classes, side, ensemble.FlipTta);
+    }
+
+    /// <summary>A node's typed output from its cache entry, after every file's size and SHA-256 are checked.</summary>
+    private static object ReadEntry(StageCache cache, StageReport report, Type type, RunRecord record)
+    {
+        var lookup = cache.Lookup(report.Stage, report.Fingerprint);
+        if (lookup.Status != CacheStatus.Hit)
+            throw new FlowDefinitionException(
+                $"{report.Stage} of run {record.RunId}: cache entry {lookup.Dir} is {lookup.Status.ToString().ToLowerInvariant()}{(lookup.Problem is null ? "" : $" ({lookup.Problem})")}; " +
+                $"rerun the flow to recompute it: {record.Command}");
+        try { return OutputStore.Read(type, lookup.Dir); }
+        catch (InvalidDataException e) { throw new FlowDefinitionException($"{report.Stage} of run {record.RunId}: {e.Message}"); }
+    }
+}

@@ -1,0 +1,51 @@
+using Fer.Core.Photos;
+
+namespace Fer.Core.Tests.Photos;
+
+public class PhotoCoreTests
+{
+    [Fact]
+    public void A_crop_is_the_box_widened_by_the_margin_made_square_and_clamped_to_the_image()
+    {
+        // 100x60 box at (200, 100): longer side 100, plus 10% each side = 120, centred on (250, 130).
+        Assert.Equal(new FaceBox(190, 70, 120, 120), FaceCrops.CropRegion(new FaceBox(200, 100, 100, 60), 1000, 1000, 0.1));
+        // Near the top-left corner the square is cut by the image edge.
+        Assert.Equal(new FaceBox(0, 0, 60, 60), FaceCrops.CropRegion(new FaceBox(5, 5, 50, 50), 1000, 1000, 0.1));
+        Assert.Equal(new FaceBox(0, 0, 60, 70), FaceCrops.CropRegion(new FaceBox(0, 10, 50, 50), 1000, 1000, 0.2)); // 70 square centred on (25, 35)
+        // A whole-image box (--no-detect on a 48x48 crop) stays the whole image.
+        Assert.Equal(new FaceBox(0, 0, 48, 48), FaceCrops.CropRegion(new FaceBox(0, 0, 48, 48), 48, 48, 0.1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => FaceCrops.CropRegion(new FaceBox(0, 0, 4, 4), 8, 8, 1.5));
+    }
+
+    [Fact]
+    public void A_crop_of_a_48_pixel_image_with_no_detection_is_its_pixels_unchanged()
+    {
+        var pixels = Enumerable.Range(0, 48 * 48).Select(i => (byte)(i * 7 % 251)).ToArray();
+        using var gray = OpenCvSharp.Mat.FromPixelData(48, 48, OpenCvSharp.MatType.CV_8UC1, pixels);
+        var crop = new byte[48 * 48];
+        FaceCrops.Crop(gray, new FaceBox(0, 0, 48, 48), 48, 0.1, crop);
+        Assert.Equal(pixels, crop);
+    }
+
+    [Fact]
+    public void The_timeline_averages_each_seconds_faces()
+    {
+        var faces = new List<(double, float[])>
+        {
+            (0.0, [1f, 0f]), (0.5, [0f, 1f]), (2.9, [0.25f, 0.75f]),
+        };
+        var seconds = EmotionTimeline.PerSecond(faces, 2);
+        Assert.Equal([0, 2], seconds.Select(s => s.Second));
+        Assert.Equal([2, 1], seconds.Select(s => s.Faces));
+        Assert.Equal([0.5, 0.5], seconds[0].MeanProbabilities);
+        Assert.Equal([0.25, 0.75], seconds[1].MeanProbabilities);
+    }
+
+    [Fact]
+    public void Csv_fields_with_commas_or_quotes_are_quoted()
+    {
+        Assert.Equal("plain.png", PhotoCsv.Escape("plain.png"));
+        Assert.Equal("\"a,b.png\"", PhotoCsv.Escape("a,b.png"));
+        Assert.Equal("\"say \"\"hi\"\".png\"", PhotoCsv.Escape("say \"hi\".png"));
+    }
+}

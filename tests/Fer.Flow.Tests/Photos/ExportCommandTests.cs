@@ -1,0 +1,104 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Fer.Core.Models;
+using Fer.Core.Photos;
+using Fer.Flow.Cli;
+using TorchSharp;
+using TorchSharp.PyBridge;
+
+namespace Fer.Flow.Tests.Photos;
+
+/// <summary>`fer export`: the run's members as PyTorch state_dicts that load back (and, with Debian's python3-torch, into PyTorch) with identical logits.</summary>
+public sealed partial class PhotoCommandTests
+{
+    private string Export(TempDir dir)
+    {
+        var outDir = dir["export"];
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = ExportCommand.Run(run.Artifacts, null, outDir, stdout, stderr);
+        Assert.True(code == 0, stderr.ToString());
+        return outDir;
+    }
+
+    [Fact]
+    public void Export_writes_state_dicts_and_model_json_that_load_back_with_identical_logits()
+    {
+        using var dir = new TempDir();
+        var outDir = Export(dir);
+        Assert.Equal(["SHA256SUMS", "cnn.pt", "dnn.pt", "model.json", "probe.json"], Directory.GetFiles(outDir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        foreach (var line in File.ReadAllLines(Path.Combine(outDir, "SHA256SUMS")))
+        {
+            var (sha, name) = (line[..64], line[66..]);
+            Assert.Equal(sha, ModelExport.Sha256(Path.Combine(outDir, name)));
+        }
+
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "model.json")));
+        var root = doc.RootElement;
+        Assert.Equal(ModelExport.Format, root.GetProperty("format").GetString());
+        Assert.Equal(Path.GetFileName(run.RunDir), root.GetProperty("run").GetString());
+        Assert.Equal(7, root.GetProperty("classes").GetArrayLength());
+        Assert.Equal(48, root.GetProperty("input").GetProperty("side").GetInt32());
+        Assert.True(root.GetProperty("ensemble").GetProperty("flip_tta").GetBoolean());
+        var record = Fer.Flow.Pipeline.RunRecord.TryRead(run.RunDir)!;
+        var metrics = record.MetricsOf<Fer.Flow.Stages.EnsembleMetrics>().Single().Metrics;
+        foreach (var (member, weight) in metrics.Weights)
+            Assert.Equal(weight, root.GetProperty("ensemble").GetProperty("weights").GetProperty(member).GetDouble());
+
+        using var ensemble = new DisposableEnsemble(RunEnsemble.Load(run.Artifacts, null, torch.CPU));
+        var probe = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "probe.json"))).RootElement;
+        var pixels = probe.GetProperty("images").EnumerateArray().SelectMany(i => i.EnumerateArray().Select(v => v.GetInt32() * (1f / 255f))).ToArray();
+        int n = probe.GetProperty("images").GetArrayLength();
+        using var x = torch.tensor(pixels, [n, 1, 48, 48]);
+        foreach (var member in root.GetProperty("members").EnumerateArray())
+        {
+            var name = member.GetProperty("name").GetString()!;
+            var hyper = member.GetProperty("hyperparameters").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetDouble());
+            using var fresh = ModelCatalog.BuiltIn.Create(member.GetProperty("architecture").GetString()!, 7, 48, hyper);
+            fresh.load_py(Path.Combine(outDir, member.GetProperty("file").GetString()!));
+            fresh.eval();
+            var original = ensemble.Value.Members.Single(m => m.Trained.Member == name).Model;
+            using var noGrad = torch.no_grad();
+            using var a = original.call(x);
+            using var b = fresh.call(x);
+            Assert.Equal(original.InputNormalization, fresh.InputNormalization);
+            Assert.Equal(a.data<float>().ToArray(), b.data<float>().ToArray()); // bit for bit
+            var probeLogits = probe.GetProperty("logits").GetProperty(name).EnumerateArray().SelectMany(r => r.EnumerateArray().Select(v => v.GetSingle())).ToArray();
+            Assert.Equal(a.data<float>().ToArray(), probeLogits);
+            Assert.Equal(fresh.Layers.Select(l => l.Name), member.GetProperty("layers").EnumerateArray().Select(l => l.GetProperty("name").GetString()));
+        }
+
+        var again = new StringWriter();
+        Assert.Equal(2, ExportCommand.Run(run.Artifacts, null, outDir, new StringWriter(), again));
+        Assert.Contains("not empty", again.ToString());
+    }
+
+    [SkippableFact]
+    public void Export_loads_into_PyTorch_with_the_same_logits_where_debians_python3_torch_is_installed()
+    {
+        const string python = "/usr/bin/python3";
+        Skip.IfNot(File.Exists(python), "no /usr/bin/python3");
+        var probe = Process.Start(new ProcessStartInfo(python, ["-c", "import torch"]) { RedirectStandardError = true, UseShellExecute = false })!;
+        probe.WaitForExit();
+        Skip.If(probe.ExitCode != 0, "Debian's python3-torch is not installed (apt-get install python3-torch)");
+
+        using var dir = new TempDir();
+        var outDir = Export(dir);
+        var start = new ProcessStartInfo(python, [Path.Combine(Repo.Root, "python", "fer_export.py"), outDir])
+        { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        using var p = Process.Start(start)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEnd();
+        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(2)));
+        Assert.True(p.ExitCode == 0, stdout.Result + stderr);
+        Assert.Contains("cnn: max abs logit difference", stdout.Result);
+        Assert.Contains("dnn: max abs logit difference", stdout.Result);
+        Console.WriteLine(stdout.Result);
+    }
+
+    private sealed class DisposableEnsemble(RunEnsemble value) : IDisposable
+    {
+        public RunEnsemble Value { get; } = value;
+        public void Dispose() { foreach (var m in Value.Members) m.Model.Dispose(); }
+    }
+}
