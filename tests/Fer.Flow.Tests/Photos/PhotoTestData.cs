@@ -18,6 +18,9 @@ public static class PhotoTestData
         : FromPackage("opencv-data", "haarcascades/haarcascade_frontalface_default.xml", "haarcascade_frontalface_default.xml"));
     private static readonly Lazy<string?> OpenCvProblem = new(() =>
     {
+        // OpenCV's official Linux runtime links GTK 3. A fresh Debian machine lacks it, and the first failed load is
+        // permanent for the process (a type initializer), so install it before touching OpenCV when we may.
+        InstallGtkWhereMissing();
         try { using var m = new OpenCvSharp.Mat(2, 2, OpenCvSharp.MatType.CV_8UC1); return null; }
         catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or BadImageFormatException)
         {
@@ -34,6 +37,19 @@ public static class PhotoTestData
         Skip.If(OpenCvProblem.Value is not null, OpenCvProblem.Value);
         Skip.If(AstronautFile.Value.Path is null, AstronautFile.Value.Why);
         Skip.If(CascadeFile.Value.Path is null, CascadeFile.Value.Why);
+    }
+
+    private static void InstallGtkWhereMissing()
+    {
+        try
+        {
+            if (!OperatingSystem.IsLinux() || Environment.UserName != "root") return;
+            var (_, libraries) = Exec("ldconfig", "/", "-p");
+            if (libraries.Contains("libgtk-3.so.0", StringComparison.Ordinal)) return;
+            string[] install = ["install", "-y", "-q", "--no-install-recommends", "libgtk-3-0", "opencv-data"];
+            if (Exec("apt-get", "/", install).Code != 0 && Exec("apt-get", "/", "update", "-q").Code == 0) Exec("apt-get", "/", install);
+        }
+        catch (System.ComponentModel.Win32Exception) { } // no ldconfig or apt-get: the load below says what is missing
     }
 
     private static string Require((string? Path, string? Why) file) => file.Path ?? throw new InvalidOperationException(file.Why);
@@ -70,6 +86,7 @@ public static class PhotoTestData
     private static (int Code, string Output) Exec(string file, string cwd, params string[] args)
     {
         var start = new ProcessStartInfo(file) { WorkingDirectory = cwd, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.Environment["DEBIAN_FRONTEND"] = "noninteractive";
         foreach (var a in args) start.ArgumentList.Add(a);
         using var p = Process.Start(start)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
