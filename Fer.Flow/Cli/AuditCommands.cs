@@ -18,6 +18,7 @@ public static class AuditCommands
         command.Options.Add(artifactsOption);
         command.Options.Add(producedOption);
         command.SetAction(parse => ListRuns(parse.GetValue(artifactsOption)!, parse.GetValue(producedOption), Console.Out, Console.Error));
+        command.Subcommands.Add(RunsDiffCommand.Create(artifactsOption));
         return command;
     }
 
