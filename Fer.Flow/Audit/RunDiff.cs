@@ -132,8 +132,9 @@ public static class RunDiff
 
     private static DiffSection Section(string key)
     {
-        var leaf = key[(key.LastIndexOf('.') + 1)..];
-        return leaf is "seconds" or "images_per_second" || leaf.EndsWith("_seconds", StringComparison.Ordinal) ? DiffSection.Timing : DiffSection.Metric;
+        // A field named seconds, *_seconds or images_per_second, or anything under one (seconds.smoothgrad).
+        return key.Split('.').Any(part => part is "seconds" or "images_per_second" || part.EndsWith("_seconds", StringComparison.Ordinal))
+            ? DiffSection.Timing : DiffSection.Metric;
     }
 
     private static string Scalar(JsonElement e) => e.ValueKind switch

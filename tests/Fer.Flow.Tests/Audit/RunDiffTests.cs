@@ -163,6 +163,7 @@ public class RunDiffEndToEndTests
         Assert.Contains(("metric", "train.cnn.epochs_run", "1", "2", "+1"), rows.Select(r => (r.Section, r.Key, r.A, r.B, r.Change)));
         Assert.Contains(rows, r => r.Key == "predict.valid_accuracy");
         Assert.All(rows, r => Assert.NotEqual("", r.Change));
+        Assert.DoesNotContain(rows, r => r.Key.Contains("seconds")); // timing only with --timing
 
         // --all also lists what stayed the same, e.g. the data and its split.
         output = new StringWriter();
