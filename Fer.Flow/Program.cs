@@ -44,4 +44,5 @@ root.Subcommands.Add(stages);
 root.Subcommands.Add(SynthCommand.Create());
 root.Subcommands.Add(AuditCommands.Runs(artifactsOption));
 root.Subcommands.Add(AuditCommands.Logs(artifactsOption));
+root.Subcommands.Add(CompareCommand.Create(artifactsOption));
 return await root.Parse(args).InvokeAsync();

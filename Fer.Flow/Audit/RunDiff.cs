@@ -28,6 +28,9 @@ public sealed record DiffRow(DiffSection Section, string Key, string? A, string?
     public bool Changed => Change.Length > 0;
 }
 
+/// <summary>One row of a comparison of several runs.</summary>
+public sealed record CompareRow(DiffSection Section, string Key, IReadOnlyList<string?> Values, bool Changed);
+
 public sealed record RunDiffOptions(bool All = false, bool Timing = false);
 
 /// <summary>
@@ -55,8 +58,32 @@ public static class RunDiff
         return rows.Where(r => options.All || r.Changed).ToList();
     }
 
+    /// <summary>Several runs side by side: one value per run (null: absent there); Changed when they are not all equal.</summary>
+    public static IReadOnlyList<CompareRow> Compare(IReadOnlyList<RunRecord> runs, RunDiffOptions? options = null)
+    {
+        options ??= new RunDiffOptions();
+        var values = runs.Select(Values).ToList();
+        var keys = new List<(DiffSection Section, string Key)>();
+        var seen = new HashSet<(DiffSection, string)>();
+        foreach (var k in values.SelectMany(v => v.Keys))
+            if (seen.Add(k)) keys.Add(k);
+        return keys.Select((k, i) => (k, i)).OrderBy(x => x.k.Section).ThenBy(x => x.i).Select(x => x.k)
+            .Where(k => options.Timing || k.Section != DiffSection.Timing)
+            .Select(k =>
+            {
+                var row = values.Select(v => v.GetValueOrDefault(k)).ToArray();
+                bool changed = row.Skip(1).Any(v => Row(k.Section, k.Key, row[0], v).Changed);
+                return new CompareRow(k.Section, k.Key, row, changed);
+            })
+            .Where(r => options.All || r.Changed).ToList();
+    }
+
+    /// <summary>One row of two values, as Compute gives it.</summary>
+    public static DiffRow Compute2(DiffSection section, string key, string? a, string? b) => Row(section, key, a, b);
+
     private static DiffRow Row(DiffSection section, string key, string? a, string? b)
     {
+        if (a is null && b is null) return new DiffRow(section, key, a, b, "", null);
         if (a is null) return new DiffRow(section, key, a, b, Added, null);
         if (b is null) return new DiffRow(section, key, a, b, Removed, null);
         if (a == b) return new DiffRow(section, key, a, b, "", null);

@@ -170,5 +170,24 @@ public class RunDiffEndToEndTests
         Assert.Equal(0, RunsDiffCommand.Run(new RunsDiffCommand.DiffQuery(artifacts, "latest~1", "latest", All: true), output, TextWriter.Null));
         Assert.Matches(@"metric\s+split\.train\s+\d+\s+\d+\s", output.ToString());
         Assert.Matches(@"param\s+epochs\s+1\s+2\s+\+1", output.ToString());
+
+        // fer compare: one page, every image embedded and a real PNG; both members' curves; the diff table.
+        var page = dir["compare.html"];
+        output = new StringWriter();
+        var compareErrors = new StringWriter();
+        Assert.Equal(0, CompareCommand.Run(artifacts, ["latest~1", "latest"], page, output, compareErrors));
+        Assert.Equal("", compareErrors.ToString());
+        var html = File.ReadAllText(page);
+        var images = System.Text.RegularExpressions.Regex.Matches(html, "src=\"data:image/png;base64,([^\"]+)\"").Select(m => Convert.FromBase64String(m.Groups[1].Value)).ToList();
+        Assert.All(images, png => Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png[..4]));
+        var figures = Directory.GetFiles(Path.Combine(artifacts, "runs"), "*.png", SearchOption.AllDirectories).Length;
+        // Each run's figures, the two confusion matrices once more, and one validation plot per member.
+        Assert.Equal(figures + 2 + 2, images.Count);
+        Assert.Contains("train.cnn, one line per run", html);
+        Assert.Contains("train.dnn, one line per run", html);
+        Assert.Contains("<code>train.cnn.epochs_run</code>", html);
+        Assert.DoesNotContain("Not shown", html);
+        Assert.DoesNotContain("src=\"artifacts", html);
+        Assert.Equal(2, CompareCommand.Run(artifacts, ["latest", "nope"], page, TextWriter.Null, TextWriter.Null));
     }
 }
