@@ -23,12 +23,22 @@ public static class ConsoleTables
         return console;
     }
 
-    /// <summary>A table with these column headers; on a pipe, borders are plain ASCII so the text greps well.</summary>
+    /// <summary>
+    /// A table with these column headers (a leading '>' right-aligns a column: "&gt;seconds"; '!' keeps its cells
+    /// on one line: "!run"). On a pipe it has no
+    /// borders: a header line and one line per row, columns apart by spaces, as grep and awk expect.
+    /// </summary>
     public static Table Create(TextWriter writer, params string[] columns)
     {
         bool terminal = ReferenceEquals(writer, Console.Out) && !Console.IsOutputRedirected;
-        var table = new Table { Border = terminal ? TableBorder.Rounded : TableBorder.Simple };
-        foreach (var c in columns) table.AddColumn(new TableColumn(new Text(c, new Style(decoration: Decoration.Bold))));
+        var table = new Table { Border = terminal ? TableBorder.Rounded : TableBorder.None };
+        foreach (var c in columns)
+        {
+            var column = new TableColumn(new Text(c.TrimStart('>', '!'), new Style(decoration: Decoration.Bold)));
+            if (c.StartsWith('>')) column.RightAligned();
+            if (c.StartsWith('!')) column.NoWrap();
+            table.AddColumn(column);
+        }
         return table;
     }
 
@@ -36,5 +46,13 @@ public static class ConsoleTables
     public static void AddTextRow(this Table table, params string[] cells) =>
         table.AddRow(cells.Select(c => (IRenderable)new Text(c)).ToArray());
 
-    public static void Write(TextWriter writer, Table table) => For(writer).Write(table);
+    public static void Write(TextWriter writer, Table table)
+    {
+        if (ReferenceEquals(writer, Console.Out) && !Console.IsOutputRedirected) { For(writer).Write(table); return; }
+        // Off a terminal: the same text without the padding that ends each line.
+        var text = new StringWriter();
+        For(text).Write(table);
+        foreach (var line in text.ToString().Split('\n'))
+            if (line.TrimEnd() is { Length: > 0 } trimmed) writer.WriteLine(trimmed);
+    }
 }

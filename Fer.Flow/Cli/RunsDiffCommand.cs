@@ -57,7 +57,8 @@ public static class RunsDiffCommand
     public static void WriteTable(string a, string b, IReadOnlyList<DiffRow> rows, TextWriter stdout)
     {
         if (rows.Count == 0) { stdout.WriteLine($"runs {a} and {b} do not differ (--all lists every row)"); return; }
-        var table = ConsoleTables.Create(stdout, "section", "key", a, b, "change");
+        stdout.WriteLine($"A = {a}, B = {b}; change is B - A");
+        var table = ConsoleTables.Create(stdout, "section", "key", ">A", ">B", ">change");
         foreach (var r in rows)
             table.AddTextRow(Section(r.Section), r.Key, RunDiff.Display(r.A), RunDiff.Display(r.B), r.Change);
         ConsoleTables.Write(stdout, table);

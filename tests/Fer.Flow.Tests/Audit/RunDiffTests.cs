@@ -168,7 +168,7 @@ public class RunDiffEndToEndTests
         // --all also lists what stayed the same, e.g. the data and its split.
         output = new StringWriter();
         Assert.Equal(0, RunsDiffCommand.Run(new RunsDiffCommand.DiffQuery(artifacts, "latest~1", "latest", All: true), output, TextWriter.Null));
-        Assert.Matches(@"metric\s+split\.train\s+\d+\s+\d+\s", output.ToString());
+        Assert.Matches(@"(?m)^metric\s+split\.train\s+\d+\s+\d+$", output.ToString());
         Assert.Matches(@"param\s+epochs\s+1\s+2\s+\+1", output.ToString());
 
         // fer compare: one page, every image embedded and a real PNG; both members' curves; the diff table.
