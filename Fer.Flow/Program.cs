@@ -47,4 +47,5 @@ root.Subcommands.Add(SynthCommand.Create());
 root.Subcommands.Add(AuditCommands.Runs(artifactsOption));
 root.Subcommands.Add(AuditCommands.Logs(artifactsOption));
 root.Subcommands.Add(CompareCommand.Create(artifactsOption));
+root.Subcommands.Add(NewCommand.Create());
 return await root.Parse(args).InvokeAsync();
