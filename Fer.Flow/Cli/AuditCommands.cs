@@ -157,7 +157,11 @@ public static class AuditCommands
         ConsoleTables.Write(stdout, table);
     }
 
-    internal static readonly JsonSerializerOptions JsonOut = new(RunRecord.Json) { WriteIndented = true };
+    /// <summary>JSON for people and tools: indented, snake_case, and "+" or "é" written as themselves.</summary>
+    internal static readonly JsonSerializerOptions JsonOut = new(RunRecord.Json)
+    {
+        WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
 
     private static string Abbrev(LogEventLevel l) => l switch
     {

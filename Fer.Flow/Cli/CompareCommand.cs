@@ -10,7 +10,7 @@ public static class CompareCommand
 {
     public static Command Create(Option<string> artifactsOption)
     {
-        var runs = new Argument<string[]>("runs") { Description = "Two or more run ids (or unique prefixes), latest, latest~N", Arity = new ArgumentArity(2, 100) };
+        var runs = new Argument<string[]>("runs") { Description = "Two or more run ids (or unique prefixes), latest, latest~N", Arity = ArgumentArity.OneOrMore };
         var outOption = new Option<string>("--out") { Description = "The HTML file to write", Required = true };
         var command = new Command("compare", "One self-contained HTML page: what differs, validation curves overlaid, confusion matrices and figures side by side");
         command.Arguments.Add(runs);

@@ -79,7 +79,7 @@ public static class RunsDiffCommand
             a, b,
             rows = rows.Select(r => new { section = Section(r.Section), key = r.Key, a = r.A, b = r.B, change = r.Change, delta = r.Delta }),
         };
-        stdout.WriteLine(JsonSerializer.Serialize(doc, new JsonSerializerOptions(RunRecord.Json) { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.Never }));
+        stdout.WriteLine(JsonSerializer.Serialize(doc, new JsonSerializerOptions(AuditCommands.JsonOut) { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.Never }));
     }
 
     public static string Section(DiffSection s) => s.ToString().ToLowerInvariant();
