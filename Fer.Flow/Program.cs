@@ -35,8 +35,10 @@ var stages = new Command("stages", "List a flow's stages with their fingerprints
 stages.Arguments.Add(flowArgument);
 stages.Options.Add(artifactsOption);
 stages.Options.Add(setOption);
+var stagesJson = new Option<bool>("--json") { Description = "The list as JSON" };
+stages.Options.Add(stagesJson);
 stages.SetAction(parse => FlowCommand.ListStages(
-    new FlowRequest(parse.GetValue(flowArgument)!, parse.GetValue(artifactsOption)!, parse.GetValue(setOption) ?? []), Console.Out, Console.Error));
+    new FlowRequest(parse.GetValue(flowArgument)!, parse.GetValue(artifactsOption)!, parse.GetValue(setOption) ?? []), Console.Out, Console.Error, parse.GetValue(stagesJson)));
 
 var root = new RootCommand("fer: facial-expression recognition experiments as cached data-flow pipelines");
 root.Subcommands.Add(run);
@@ -46,4 +48,6 @@ root.Subcommands.Add(AuditCommands.Runs(artifactsOption));
 root.Subcommands.Add(AuditCommands.Logs(artifactsOption));
 root.Subcommands.Add(PredictCommand.Create(artifactsOption, deviceOption));
 root.Subcommands.Add(ExportCommand.Create(artifactsOption));
+root.Subcommands.Add(CompareCommand.Create(artifactsOption));
+root.Subcommands.Add(NewCommand.Create());
 return await root.Parse(args).InvokeAsync();

@@ -1,78 +1,64 @@
 using System.Globalization;
 using System.Text;
 using Fer.Core.Ensemble;
-using SkiaSharp;
+using ScottPlot;
 
 namespace Fer.Core.Plots;
 
 /// <summary>
 /// The row-normalised confusion matrix as scikit-learn's ConfusionMatrixDisplay draws it: true classes down,
 /// predicted across, a Blues colour scale with a colour bar, each cell's share (and count) written in it.
-/// Drawn with SkiaSharp so cell text and colours are exactly controlled.
+/// Drawn with ScottPlot 5 (Heatmap, ColorBar, its Blues colormap).
 /// </summary>
 public static class ConfusionMatrixFigure
 {
-    private static readonly (double At, SKColor Color)[] Blues =
-    [
-        (0.0, new SKColor(247, 251, 255)), (0.25, new SKColor(198, 219, 239)), (0.5, new SKColor(107, 174, 214)),
-        (0.75, new SKColor(33, 113, 181)), (1.0, new SKColor(8, 48, 107)),
-    ];
-
     public static void SavePng(string path, ClassificationReport report, string title)
     {
         int c = report.ClassNames.Count;
-        const int cell = 84, left = 150, top = 90, bar = 26;
-        int grid = cell * c, width = left + grid + 130, height = top + grid + 110;
-        using var surface = SKSurface.Create(new SKImageInfo(width, height));
-        var canvas = surface.Canvas;
-        canvas.Clear(SKColors.White);
-        using var titleFont = FigureFonts.Make(22, bold: true);
-        using var labelFont = FigureFonts.Make(16);
-        using var valueFont = FigureFonts.Make(19, bold: true);
-        using var countFont = FigureFonts.Make(12);
-        using var ink = new SKPaint { Color = new SKColor(30, 30, 30), IsAntialias = true };
-        using var fill = new SKPaint { IsAntialias = false };
-
-        canvas.DrawText(title, width / 2f, 38, SKTextAlign.Center, titleFont, ink);
-        canvas.DrawText($"rows normalised by true class; accuracy {report.Accuracy.ToString("0.000", CultureInfo.InvariantCulture)}", width / 2f, 64, SKTextAlign.Center, countFont, ink);
+        // Row 0 of the intensities is drawn at the top: true class t occupies y in [c - t - 1, c - t].
+        var shares = new double[c, c];
+        for (int t = 0; t < c; t++) for (int q = 0; q < c; q++) shares[t, q] = report.RowNormalized[t, q];
+        var plot = new Plot();
+        plot.Font.Set(FigureFonts.FamilyName);
+        var heatmap = plot.Add.Heatmap(shares);
+        // ScottPlot's Blues runs dark to light; reversed it is matplotlib's Blues (light for 0, dark blue for 1).
+        heatmap.Colormap = new ScottPlot.Colormaps.Blues().Reversed();
+        heatmap.ManualRange = new ScottPlot.Range(0, 1);
+        // The extent is of cell centres: cells then span [0, c] on both axes.
+        heatmap.Extent = new CoordinateRect(0.5, c - 0.5, 0.5, c - 0.5);
+        var bar = plot.Add.ColorBar(heatmap);
+        bar.Axis.TickLabelStyle.FontSize = 12;
+        var barTicks = new[] { 0.0, 0.25, 0.5, 0.75, 1.0 };
+        bar.Axis.SetTicks(barTicks, barTicks.Select(t => t.ToString("0.00", CultureInfo.InvariantCulture)).ToArray());
         for (int t = 0; t < c; t++)
         {
             for (int q = 0; q < c; q++)
             {
-                double v = report.RowNormalized[t, q];
-                fill.Color = Blue(v);
-                var rect = SKRect.Create(left + q * cell, top + t * cell, cell, cell);
-                canvas.DrawRect(rect, fill);
-                using var text = new SKPaint { Color = v > 0.5 ? SKColors.White : new SKColor(20, 20, 20), IsAntialias = true };
-                canvas.DrawText(v.ToString("0.00", CultureInfo.InvariantCulture), rect.MidX, rect.MidY + 4, SKTextAlign.Center, valueFont, text);
-                canvas.DrawText($"({report.Confusion[t, q]})", rect.MidX, rect.MidY + 22, SKTextAlign.Center, countFont, text);
+                double v = shares[t, q];
+                var color = v > 0.5 ? Colors.White : new Color(20, 20, 20);
+                double x = q + 0.5, y = c - t - 0.5;
+                var value = plot.Add.Text(v.ToString("0.00", CultureInfo.InvariantCulture), x, y + 0.08);
+                value.LabelFontSize = 19; value.LabelBold = true; value.LabelFontColor = color; value.LabelAlignment = Alignment.MiddleCenter;
+                var count = plot.Add.Text($"({report.Confusion[t, q]})", x, y - 0.22);
+                count.LabelFontSize = 12; count.LabelFontColor = color; count.LabelAlignment = Alignment.MiddleCenter;
             }
-            canvas.DrawText(report.ClassNames[t], left - 10, top + t * cell + cell / 2f + 6, SKTextAlign.Right, labelFont, ink);
-            canvas.DrawText(report.ClassNames[t], left + t * cell + cell / 2f, top + grid + 24, SKTextAlign.Center, labelFont, ink);
         }
-        using var frame = new SKPaint { Color = new SKColor(120, 120, 120), Style = SKPaintStyle.Stroke, StrokeWidth = 1 };
-        canvas.DrawRect(SKRect.Create(left, top, grid, grid), frame);
-        canvas.DrawText("Predicted label", left + grid / 2f, top + grid + 56, SKTextAlign.Center, labelFont, ink);
-        canvas.Save();
-        canvas.RotateDegrees(-90, 24, top + grid / 2f);
-        canvas.DrawText("True label", 24, top + grid / 2f + 6, SKTextAlign.Center, labelFont, ink);
-        canvas.Restore();
-
-        // Colour bar with ticks.
-        int barLeft = left + grid + 30;
-        for (int y = 0; y < grid; y++)
-        {
-            fill.Color = Blue(1 - y / (double)(grid - 1));
-            canvas.DrawRect(SKRect.Create(barLeft, top + y, bar, 1), fill);
-        }
-        canvas.DrawRect(SKRect.Create(barLeft, top, bar, grid), frame);
-        foreach (var tick in new[] { 0.0, 0.25, 0.5, 0.75, 1.0 })
-        {
-            float y = top + (float)((1 - tick) * (grid - 1));
-            canvas.DrawLine(barLeft + bar, y, barLeft + bar + 5, y, frame);
-            canvas.DrawText(tick.ToString("0.00", CultureInfo.InvariantCulture), barLeft + bar + 8, y + 5, SKTextAlign.Left, countFont, ink);
-        }
-        PlotStyle.SavePng(surface, path);
+        var centres = Enumerable.Range(0, c).Select(i => i + 0.5).ToArray();
+        plot.Axes.Bottom.SetTicks(centres, [.. report.ClassNames]);
+        plot.Axes.Left.SetTicks(centres.Select(y => c - y).ToArray(), [.. report.ClassNames]);
+        plot.Axes.Bottom.TickLabelStyle.FontSize = 16;
+        plot.Axes.Left.TickLabelStyle.FontSize = 16;
+        plot.Axes.Bottom.MajorTickStyle.Length = 0;
+        plot.Axes.Left.MajorTickStyle.Length = 0;
+        plot.Axes.SetLimits(0, c, 0, c);
+        plot.HideGrid();
+        plot.Title($"{title}\nrows normalised by true class; accuracy {report.Accuracy.ToString("0.000", CultureInfo.InvariantCulture)}");
+        plot.Axes.Title.Label.FontSize = 20;
+        plot.Axes.Title.Label.Bold = true;
+        plot.XLabel("Predicted label", 16);
+        plot.YLabel("True label", 16);
+        const int cell = 84;
+        PlotStyle.SaveAtomically(path, tmp => plot.SavePng(tmp, 150 + cell * c + 200, 110 + cell * c + 110));
     }
 
     public static void SaveCsv(string path, ClassificationReport report)
@@ -91,19 +77,5 @@ public static class ConfusionMatrixFigure
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         File.WriteAllText(tmp, csv.ToString());
         File.Move(tmp, path, overwrite: true);
-    }
-
-    private static SKColor Blue(double v)
-    {
-        v = Math.Clamp(v, 0, 1);
-        for (int i = 1; i < Blues.Length; i++)
-        {
-            if (v > Blues[i].At) continue;
-            var (a, ca) = Blues[i - 1];
-            var (b, cb) = Blues[i];
-            double t = (v - a) / (b - a);
-            return new SKColor((byte)(ca.Red + (cb.Red - ca.Red) * t), (byte)(ca.Green + (cb.Green - ca.Green) * t), (byte)(ca.Blue + (cb.Blue - ca.Blue) * t));
-        }
-        return Blues[^1].Color;
     }
 }

@@ -7,6 +7,9 @@ namespace Fer.Core.Plots;
 /// Figures of the seed report's sections 4 and 5, drawn with SkiaSharp: images are upscaled with nearest-neighbour
 /// sampling by an integer factor so single pixels stay visible, labels use a sans font at a size that stays legible
 /// when the figure is shown at page width. Files are written to a temporary name and renamed into place.
+/// SkiaSharp rather than ScottPlot here: these are grids of many small images (64 filter tiles, rows of four
+/// panels) each with its own title and no axes; in ScottPlot each tile would be a subplot with its axes, ticks and
+/// margins switched off, while here a tile is one scaled bitmap drawn at a computed place.
 /// </summary>
 public static class ExplanationFigures
 {

@@ -10,6 +10,9 @@ internal static class FigureFonts
 
     public static SKFont Make(float size, bool bold = false) => new((bold ? Bold : Regular).Value, size);
 
+    /// <summary>The family name of that typeface, for ScottPlot figures that should look like the SkiaSharp ones.</summary>
+    public static string FamilyName => Regular.Value.FamilyName;
+
     private static SKTypeface Find(SKFontStyle style)
     {
         foreach (var family in new[] { "DejaVu Sans", "Liberation Sans", "Arial", "Helvetica", "Noto Sans" })

@@ -49,8 +49,29 @@ public static class TrainingCurves
         PlotStyle.SaveAtomically(pngPath, tmp => plot.SavePng(tmp, PlotStyle.PanelWidth, PlotStyle.PanelHeight));
     }
 
+    /// <summary>
+    /// One model's validation accuracy in several runs, one line per run. Earlier runs get larger markers and
+    /// wider lines, so where runs agree (the same seed gives the same first epochs) each still shows as a ring.
+    /// </summary>
+    public static void SaveRunsOverlay(string pngPath, IReadOnlyDictionary<string, IReadOnlyList<EpochRecord>> histories, string title)
+    {
+        ArgumentNullException.ThrowIfNull(histories);
+        if (histories.Count == 0) throw new ArgumentException("no histories", nameof(histories));
+        var plot = new Plot();
+        int i = 0, n = histories.Count;
+        foreach (var (name, history) in histories)
+        {
+            var epochs = history.Select(h => (double)h.Epoch).ToArray();
+            AddSeries(plot, epochs, history.Select(h => h.ValidAccuracy), name, PlotStyle.Palette[i % PlotStyle.Palette.Length],
+                markerSize: 5 + 4 * (n - 1 - i), lineWidth: 2 + (n - 1 - i));
+            i++;
+        }
+        Decorate(plot, title, "validation accuracy", bestEpoch: null, Alignment.LowerRight);
+        PlotStyle.SaveAtomically(pngPath, tmp => plot.SavePng(tmp, PlotStyle.PanelWidth, PlotStyle.PanelHeight));
+    }
+
     /// <summary>Adds a line with markers, skipping non-finite points (no validation set gives NaN); nothing if none is finite.</summary>
-    private static void AddSeries(Plot plot, double[] epochs, IEnumerable<double> values, string label, Color color)
+    private static void AddSeries(Plot plot, double[] epochs, IEnumerable<double> values, string label, Color color, float markerSize = 5, float lineWidth = 2)
     {
         var ys = values.ToArray();
         var keep = Enumerable.Range(0, ys.Length).Where(k => double.IsFinite(ys[k])).ToArray();
@@ -58,8 +79,8 @@ public static class TrainingCurves
         var scatter = plot.Add.Scatter(keep.Select(k => epochs[k]).ToArray(), keep.Select(k => ys[k]).ToArray());
         scatter.LegendText = label;
         scatter.Color = color;
-        scatter.LineWidth = 2;
-        scatter.MarkerSize = keep.Length > 60 ? 0 : 5;
+        scatter.LineWidth = lineWidth;
+        scatter.MarkerSize = keep.Length > 60 ? 0 : markerSize;
     }
 
     private static void Decorate(Plot plot, string title, string yLabel, int? bestEpoch, Alignment legendCorner)

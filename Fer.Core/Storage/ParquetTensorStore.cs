@@ -9,20 +9,22 @@ namespace Fer.Core.Storage;
 public sealed record StoredTensor(float[] Data, int[] Shape, IReadOnlyDictionary<string, string> Metadata);
 
 /// <summary>
-/// Datasets and tensors as Parquet files. A face set is a table (id, label nullable, source_id, flipped, usage,
-/// pixels as bytes) with side and class names in the file metadata. A float tensor is one row per index of its
+/// Datasets and tensors as Parquet files. A face set is a table (id, label nullable, source_id, flipped, usage by
+/// name as Kaggle writes it: Training, PublicTest, PrivateTest, Test; pixels as bytes) with side and class names in
+/// the file metadata (files of the first format, usage as a number, are still read). A float tensor is one row per index of its
 /// first dimension, each a list of float32 of fixed length, with the shape in the metadata. Round trips are
 /// bit-exact. Files are written to a temporary name and renamed into place.
 /// </summary>
 public static class ParquetTensorStore
 {
-    private const string FormatKey = "fer.format", FacesFormat = "fer-faces-1", TensorFormat = "fer-tensor-1";
+    internal const string FormatKey = "fer.format";
+    private const string FacesFormat = "fer-faces-2", FacesFormatV1 = "fer-faces-1", TensorFormat = "fer-tensor-1";
 
     private static readonly DataField<long> IdField = new("id");
     private static readonly DataField<int?> LabelField = new("label");
     private static readonly DataField<long> SourceField = new("source_id");
     private static readonly DataField<bool> FlippedField = new("flipped");
-    private static readonly DataField<int> UsageField = new("usage");
+    private static readonly DataField<string> UsageField = new("usage", nullable: false);
     private static readonly DataField<byte[]> PixelsField = new("pixels");
     private static readonly ParquetSchema FacesSchema = new(IdField, LabelField, SourceField, FlippedField, UsageField, PixelsField);
 
@@ -41,7 +43,7 @@ public static class ParquetTensorStore
             await rg.WriteAsync<int>(LabelField, faces.Labels.Select(l => l == FaceSet.Unlabeled ? (int?)null : l).ToArray().AsMemory(), null, null, ct);
             await rg.WriteAsync<long>(SourceField, faces.SourceIds.AsMemory(), null, null, ct);
             await rg.WriteAsync<bool>(FlippedField, faces.Flipped.AsMemory(), null, null, ct);
-            await rg.WriteAsync<int>(UsageField, faces.Usage.Select(u => (int)u).ToArray().AsMemory(), null, null, ct);
+            await rg.WriteAsync(UsageField, faces.Usage.Select(u => u.ToString()).ToArray(), null);
             var images = new byte[n][];
             for (int i = 0; i < n; i++) images[i] = faces.Pixels.AsSpan(i * p, p).ToArray();
             await rg.WriteAsync(PixelsField, images, null);
@@ -52,7 +54,7 @@ public static class ParquetTensorStore
     {
         return await ReadAsync(path, async (reader, meta) =>
         {
-            Expect(path, meta, FacesFormat);
+            if (meta.GetValueOrDefault(FormatKey) != FacesFormatV1) Expect(path, meta, FacesFormat);
             if (!meta.TryGetValue("fer.side", out var sideText) || !int.TryParse(sideText, out var side) || side <= 0)
                 throw new InvalidDataException($"{path}: missing or bad fer.side metadata");
             var classes = JsonSerializer.Deserialize<string[]>(meta.GetValueOrDefault("fer.class_names", "[]")) ?? [];
@@ -70,19 +72,39 @@ public static class ParquetTensorStore
                 var label = new int?[n]; await rg.ReadAsync<int>(Field("label"), label.AsMemory(), null, ct);
                 var src = new long[n]; await rg.ReadAsync<long>(Field("source_id"), src.AsMemory(), null, ct);
                 var flip = new bool[n]; await rg.ReadAsync<bool>(Field("flipped"), flip.AsMemory(), null, ct);
-                var use = new int[n]; await rg.ReadAsync<int>(Field("usage"), use.AsMemory(), null, ct);
+                var use = await ReadUsageAsync(path, rg, Field("usage"), n, ids.Count, ct);
                 var img = new byte[]?[n]; await rg.ReadAsync(Field("pixels"), img.AsMemory(), null, ct);
                 for (int i = 0; i < n; i++)
                 {
                     if (img[i] is not { Length: var length } || length != p)
                         throw new InvalidDataException($"{path}: row {ids.Count} has {img[i]?.Length ?? 0} pixels, expected {p}");
-                    if (!Enum.IsDefined((FaceUsage)use[i])) throw new InvalidDataException($"{path}: row {ids.Count} has unknown usage {use[i]}");
                     pixels.Write(img[i]!);
-                    ids.Add(id[i]); labels.Add(label[i] ?? FaceSet.Unlabeled); sources.Add(src[i]); flipped.Add(flip[i]); usage.Add((FaceUsage)use[i]);
+                    ids.Add(id[i]); labels.Add(label[i] ?? FaceSet.Unlabeled); sources.Add(src[i]); flipped.Add(flip[i]); usage.Add(use[i]);
                 }
             }
             return new FaceSet(side, classes, [.. ids], [.. labels], [.. sources], [.. flipped], [.. usage], pixels.ToArray());
         }, ct);
+    }
+
+    /// <summary>The usage column: names (fer-faces-2) or, in files of the first format, enum numbers.</summary>
+    private static async Task<FaceUsage[]> ReadUsageAsync(string path, ParquetRowGroupReader rg, DataField field, int n, int firstRow, CancellationToken ct)
+    {
+        var result = new FaceUsage[n];
+        if (field.ClrType == typeof(int))
+        {
+            var numbers = new int[n];
+            await rg.ReadAsync<int>(field, numbers.AsMemory(), null, ct);
+            for (int i = 0; i < n; i++)
+                result[i] = Enum.IsDefined((FaceUsage)numbers[i]) ? (FaceUsage)numbers[i]
+                    : throw new InvalidDataException($"{path}: row {firstRow + i} has unknown usage {numbers[i]}");
+            return result;
+        }
+        var names = new string?[n];
+        await rg.ReadAsync(field, names.AsMemory(), null, ct);
+        for (int i = 0; i < n; i++)
+            result[i] = names[i] is { } name && Enum.TryParse<FaceUsage>(name, ignoreCase: false, out var u) && Enum.IsDefined(u) && !char.IsDigit(name[0]) ? u
+                : throw new InvalidDataException($"{path}: row {firstRow + i} has unknown usage '{names[i]}'; known: {string.Join(", ", Enum.GetNames<FaceUsage>())}");
+        return result;
     }
 
     public static async Task WriteTensorAsync(string path, float[] data, int[] shape, IReadOnlyDictionary<string, string>? metadata = null, CancellationToken ct = default)
@@ -143,7 +165,7 @@ public static class ParquetTensorStore
             throw new InvalidDataException($"{path}: not a Fer {(format == FacesFormat ? "face set" : "tensor")} file (format '{meta.GetValueOrDefault(FormatKey) ?? "none"}')");
     }
 
-    private static async Task WriteAtomicallyAsync(string path, ParquetSchema schema, Dictionary<string, string> meta,
+    internal static async Task WriteAtomicallyAsync(string path, ParquetSchema schema, Dictionary<string, string> meta,
         Func<ParquetRowGroupWriter, Task> writeColumns, CancellationToken ct)
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;

@@ -29,12 +29,20 @@ public static class RunCatalog
         }).ToList();
     }
 
-    /// <summary>RUN id, a unique prefix of one, or "latest".</summary>
+    /// <summary>RUN id, a unique prefix of one, "latest", or "latest~N" (the N-th run before the latest).</summary>
     public static RunSummary Resolve(string artifactsDir, string? run)
     {
         var runs = List(artifactsDir);
         if (runs.Count == 0) throw new FlowDefinitionException($"no runs in {Path.Combine(Path.GetFullPath(artifactsDir), "runs")}");
         if (run is null or "latest") return runs[^1];
+        if (run.StartsWith("latest~", StringComparison.Ordinal))
+        {
+            if (!int.TryParse(run["latest~".Length..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var back))
+                throw new FlowDefinitionException($"'{run}': give latest~N with N a whole number, e.g. latest~1 for the run before the latest");
+            if (back >= runs.Count)
+                throw new FlowDefinitionException($"no run '{run}': there are {runs.Count} runs; latest runs: {string.Join(", ", runs.TakeLast(5).Select(r => r.RunId))}");
+            return runs[runs.Count - 1 - back];
+        }
         var matches = runs.Where(r => r.RunId.StartsWith(run, StringComparison.Ordinal)).ToList();
         return matches.Count switch
         {

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Text.Json;
 using Fer.Flow.Audit;
 using Fer.Flow.Cache;
 using Fer.Flow.Logging;
@@ -14,10 +15,13 @@ public static class AuditCommands
     public static Command Runs(Option<string> artifactsOption)
     {
         var producedOption = new Option<string?>("--produced") { Description = "Show the run whose predictions.csv is this file (by content)" };
+        var jsonOption = new Option<bool>("--json") { Description = "The list as JSON" };
         var command = new Command("runs", "List runs: id, flow, start, duration, status, ensemble validation accuracy");
         command.Options.Add(artifactsOption);
         command.Options.Add(producedOption);
-        command.SetAction(parse => ListRuns(parse.GetValue(artifactsOption)!, parse.GetValue(producedOption), Console.Out, Console.Error));
+        command.Options.Add(jsonOption);
+        command.SetAction(parse => ListRuns(parse.GetValue(artifactsOption)!, parse.GetValue(producedOption), Console.Out, Console.Error, parse.GetValue(jsonOption)));
+        command.Subcommands.Add(RunsDiffCommand.Create(artifactsOption));
         return command;
     }
 
@@ -27,7 +31,7 @@ public static class AuditCommands
         var stageOption = new Option<string?>("--stage") { Description = "Only events of this stage" };
         var levelOption = new Option<string?>("--level") { Description = "Minimum level: debug, information, warning, error" };
         var grepOption = new Option<string?>("--grep") { Description = "Only events whose message or properties contain this text" };
-        var jsonOption = new Option<bool>("--json") { Description = "Print the raw compact JSON lines" };
+        var jsonOption = new Option<bool>("--json") { Description = "Print the raw compact JSON lines (with --summary: the summary as JSON)" };
         var summaryOption = new Option<bool>("--summary") { Description = "Per stage duration, cache status and rows; per model epochs and best validation accuracy" };
         var command = new Command("logs", "Show a run's log events, filtered");
         command.Arguments.Add(runArgument);
@@ -37,7 +41,7 @@ public static class AuditCommands
         return command;
     }
 
-    public static int ListRuns(string artifacts, string? produced, TextWriter stdout, TextWriter stderr)
+    public static int ListRuns(string artifacts, string? produced, TextWriter stdout, TextWriter stderr, bool json = false)
     {
         var runs = RunCatalog.List(artifacts);
         if (produced is not null)
@@ -49,10 +53,21 @@ public static class AuditCommands
             Describe(match, stdout);
             return ExitCodes.Ok;
         }
-        stdout.WriteLine($"{"run",-24} {"flow",-12} {"started (UTC)",-19} {"duration",9} {"status",-11} {"valid acc",9}");
+        if (json)
+        {
+            stdout.WriteLine(JsonSerializer.Serialize(runs.Select(r => new
+            {
+                run = r.RunId, flow = r.Flow, started_utc = r.StartedUtc, duration_seconds = r.Duration?.TotalSeconds, status = r.Status,
+                ensemble_valid_accuracy = r.EnsembleValidAccuracy,
+            }), JsonOut));
+            return ExitCodes.Ok;
+        }
+        var table = ConsoleTables.Create(stdout, "!run", "flow", "!started (UTC)", ">duration", "status", ">valid acc");
         foreach (var r in runs)
-            stdout.WriteLine($"{r.RunId,-24} {r.Flow,-12} {r.StartedUtc?.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) ?? "?",-19} " +
-                             $"{(r.Duration is { } d ? $"{d.TotalSeconds:0.0}s" : "-"),9} {r.Status,-11} {(r.EnsembleValidAccuracy is { } a ? a.ToString("0.0000", CultureInfo.InvariantCulture) : "-"),9}");
+            table.AddTextRow(r.RunId, r.Flow, r.StartedUtc?.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) ?? "?",
+                r.Duration is { } d ? $"{d.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)}s" : "-", r.Status,
+                r.EnsembleValidAccuracy is { } a ? a.ToString("0.0000", CultureInfo.InvariantCulture) : "-");
+        ConsoleTables.Write(stdout, table);
         return ExitCodes.Ok;
     }
 
@@ -93,7 +108,7 @@ public static class AuditCommands
         var path = Path.Combine(run.Dir, RunLog.FileName);
         if (!File.Exists(path)) { stderr.WriteLine($"error: {path}: no log"); return ExitCodes.Failed; }
         var log = ClefLog.Read(path);
-        if (q.Summary) { Summarize(run, log, stdout); return ExitCodes.Ok; }
+        if (q.Summary) { Summarize(run, log, stdout, q.Json); return ExitCodes.Ok; }
 
         foreach (var e in Filter(log.Events, q.Stage, minLevel, q.Grep))
         {
@@ -112,22 +127,41 @@ public static class AuditCommands
                           && (grep is null || e.Json.Contains(grep, StringComparison.OrdinalIgnoreCase) || e.Render().Contains(grep, StringComparison.OrdinalIgnoreCase)));
 
     /// <summary>Per node and per model, from the run record (run.json), not from the log's message templates.</summary>
-    private static void Summarize(RunSummary run, ClefLog log, TextWriter stdout)
+    private static void Summarize(RunSummary run, ClefLog log, TextWriter stdout, bool json)
     {
-        stdout.WriteLine($"run {run.RunId}: flow {run.Flow}, {run.Status}{(log.Truncated ? " (log cut off)" : "")}");
         var record = run.Record;
+        var models = record?.MetricsOf<Fer.Flow.Stages.MemberMetrics>().ToList() ?? [];
+        if (json)
+        {
+            stdout.WriteLine(JsonSerializer.Serialize(new
+            {
+                run = run.RunId, flow = run.Flow, status = run.Status, log_cut_off = log.Truncated,
+                stages = record?.Stages.Select(s => new { stage = s.Stage, seconds = s.Seconds, cache = s.Status, rows = s.Rows }),
+                models = models.Select(x => new { model = x.Node, epochs = x.Metrics.EpochsRun, best_epoch = x.Metrics.BestEpoch, best_valid_accuracy = x.Metrics.BestValidAccuracy }),
+                error = record?.Error, failed_stage = record?.FailedStage,
+            }, JsonOut));
+            return;
+        }
+        stdout.WriteLine($"run {run.RunId}: flow {run.Flow}, {run.Status}{(log.Truncated ? " (log cut off)" : "")}");
         if (record is null) { stdout.WriteLine("(no run.json: nothing to summarise)"); return; }
-        int width = Math.Max(10, record.Stages.Select(s => s.Stage.Length).DefaultIfEmpty(0).Max());
-        stdout.WriteLine($"{"stage".PadRight(width)} {"seconds",8} {"cache",-8} rows");
+        var stages = ConsoleTables.Create(stdout, "stage", ">seconds", "cache", "rows");
         foreach (var s in record.Stages)
-            stdout.WriteLine($"{s.Stage.PadRight(width)} {s.Seconds,8:0.00} {s.Status,-8} {string.Join(", ", s.Rows.Select(kv => $"{kv.Key}={kv.Value}"))}");
+            stages.AddTextRow(s.Stage, s.Seconds.ToString("0.00", CultureInfo.InvariantCulture), s.Status, string.Join(", ", s.Rows.Select(kv => $"{kv.Key}={kv.Value}")));
+        ConsoleTables.Write(stdout, stages);
         if (record.Error is not null) stdout.WriteLine($"error in {record.FailedStage ?? "run"}: {record.Error}");
-        var models = record.MetricsOf<Fer.Flow.Stages.MemberMetrics>().ToList();
         if (models.Count == 0) return;
-        stdout.WriteLine($"{"model".PadRight(width)} {"epochs",6} {"best",5} {"best valid acc",14}");
+        var table = ConsoleTables.Create(stdout, "model", ">epochs", ">best", ">best valid acc");
         foreach (var (node, m) in models)
-            stdout.WriteLine($"{node.PadRight(width)} {m.EpochsRun,6} {m.BestEpoch,5} {m.BestValidAccuracy,14:0.0000}");
+            table.AddTextRow(node, m.EpochsRun.ToString(CultureInfo.InvariantCulture), m.BestEpoch.ToString(CultureInfo.InvariantCulture),
+                m.BestValidAccuracy.ToString("0.0000", CultureInfo.InvariantCulture));
+        ConsoleTables.Write(stdout, table);
     }
+
+    /// <summary>JSON for people and tools: indented, snake_case, and "+" or "é" written as themselves.</summary>
+    internal static readonly JsonSerializerOptions JsonOut = new(RunRecord.Json)
+    {
+        WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
 
     private static string Abbrev(LogEventLevel l) => l switch
     {

@@ -141,7 +141,7 @@ public static class FlowCommand
         };
     }
 
-    public static int ListStages(FlowRequest request, TextWriter stdout, TextWriter stderr)
+    public static int ListStages(FlowRequest request, TextWriter stdout, TextWriter stderr, bool json = false)
     {
         try
         {
@@ -149,16 +149,19 @@ public static class FlowCommand
             var flow = FlowScriptHost.Load(request.FlowPath, sets.Flow);
             var cache = new StageCache(Path.Combine(Path.GetFullPath(request.Artifacts), "cache"));
             var plan = FlowPlanner.Plan(flow, sets.Stages, new InputFileHasher(cache.Root));
-            int width = Math.Max(10, plan.Nodes.Max(n => n.Name.Length));
-            stdout.WriteLine($"{"stage".PadRight(width)} {"kind",-13} {"fingerprint",-16}  {"status",-8} inputs");
-            foreach (var p in plan.Nodes)
+            var rows = plan.Nodes.Select(p => (p.Name, p.Kind, p.Fingerprint, p.Producers, Status: p.Stage.Volatile ? "volatile" : cache.Lookup(p.Name, p.Fingerprint).Status switch
             {
-                var status = p.Stage.Volatile ? "volatile" : cache.Lookup(p.Name, p.Fingerprint).Status switch
-                {
-                    CacheStatus.Hit => "cached", CacheStatus.Stale => "stale", CacheStatus.Corrupt => "damaged", _ => "missing",
-                };
-                stdout.WriteLine($"{p.Name.PadRight(width)} {p.Kind,-13} {Hashing.Short(p.Fingerprint),-16}  {status,-8} {string.Join(", ", p.Producers)}");
+                CacheStatus.Hit => "cached", CacheStatus.Stale => "stale", CacheStatus.Corrupt => "damaged", _ => "missing",
+            })).ToList();
+            if (json)
+            {
+                stdout.WriteLine(System.Text.Json.JsonSerializer.Serialize(rows.Select(r => new
+                    { stage = r.Name, kind = r.Kind, fingerprint = r.Fingerprint, status = r.Status, inputs = r.Producers }), AuditCommands.JsonOut));
+                return ExitCodes.Ok;
             }
+            var table = ConsoleTables.Create(stdout, "stage", "kind", "fingerprint", "status", "inputs");
+            foreach (var r in rows) table.AddTextRow(r.Name, r.Kind, Hashing.Short(r.Fingerprint), r.Status, string.Join(", ", r.Producers));
+            ConsoleTables.Write(stdout, table);
             return ExitCodes.Ok;
         }
         catch (Exception e) when (e is FlowDefinitionException or FerDataException or FileNotFoundException)

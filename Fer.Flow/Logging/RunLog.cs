@@ -2,6 +2,7 @@ using Serilog;
 using Serilog.Core;
 using Serilog.Events;
 using Serilog.Formatting.Compact;
+using Serilog.Formatting.Display;
 
 namespace Fer.Flow.Logging;
 
@@ -21,9 +22,25 @@ public static class RunLog
             .Enrich.WithProperty("Flow", flow)
             .WriteTo.File(new CompactJsonFormatter(), Path.Combine(runDir, FileName), flushToDiskInterval: TimeSpan.FromSeconds(1));
         if (console)
-            config = config.WriteTo.Console(restrictedToMinimumLevel: consoleLevel,
-                outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}",
-                standardErrorFromLevel: LogEventLevel.Error);
+        {
+            const string template = "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}";
+            // While the live training display runs, console lines are printed above it through Spectre.Console.
+            config = config
+                .WriteTo.Logger(c => c.Filter.ByExcluding(_ => Fer.Flow.Stages.LiveTrainingDisplay.Active)
+                    .WriteTo.Console(restrictedToMinimumLevel: consoleLevel, outputTemplate: template, standardErrorFromLevel: LogEventLevel.Error))
+                .WriteTo.Sink(new AboveLiveDisplaySink(new MessageTemplateTextFormatter(template)), consoleLevel);
+        }
         return config.CreateLogger();
+    }
+
+    private sealed class AboveLiveDisplaySink(MessageTemplateTextFormatter formatter) : ILogEventSink
+    {
+        public void Emit(LogEvent e)
+        {
+            if (!Fer.Flow.Stages.LiveTrainingDisplay.Active) return;
+            var text = new StringWriter();
+            formatter.Format(e, text);
+            Fer.Flow.Stages.LiveTrainingDisplay.WriteAbove(text.ToString());
+        }
     }
 }

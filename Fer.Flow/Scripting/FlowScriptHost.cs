@@ -73,7 +73,12 @@ public static partial class FlowScriptHost
             seen[file] = Hashing.Sha256Hex(text);
             foreach (Match m in LoadDirective().Matches(text))
                 foreach (Match q in QuotedPath().Matches(m.Groups[1].Value))
-                    pending.Push(Path.GetFullPath(Path.Combine(Path.GetDirectoryName(file)!, q.Groups[1].Value)));
+                {
+                    var loaded = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(file)!, q.Groups[1].Value));
+                    // "Fer.fsx" missing beside the script is the vocabulary shipped with fer (see FlowVocabulary).
+                    if (!File.Exists(loaded) && q.Groups[1].Value == FlowVocabulary.FileName && FlowVocabulary.Shipped is { } shipped) loaded = shipped;
+                    pending.Push(loaded);
+                }
         }
         var material = new StringBuilder();
         foreach (var (file, sha) in seen) material.Append(Path.GetFileName(file)).Append(' ').Append(sha).Append('\n');
@@ -105,13 +110,14 @@ public static partial class FlowScriptHost
     private static void Evaluate(string scriptPath)
     {
         var config = Shell.FsiEvaluationSession.GetDefaultConfiguration();
-        var argv = new[]
-        {
+        string[] argv =
+        [
             "fsi.exe", "--noninteractive", "--nologo", "--gui-", "--quiet",
             "-r:" + typeof(FlowScript).Assembly.Location,
             "-r:" + typeof(Fer.Core.Data.FaceSet).Assembly.Location,
             "-r:" + typeof(TorchSharp.torch).Assembly.Location,
-        };
+            .. FlowVocabulary.IncludeDirFor(scriptPath) is { } include ? new[] { "-I:" + include } : Array.Empty<string>(),
+        ];
         using var input = new StringReader("");
         using var output = new StringWriter();
         using var session = Shell.FsiEvaluationSession.Create(config, argv, input, output, output,

@@ -74,6 +74,7 @@ public static class ScriptCompiler
         };
         argv.AddRange(frameworkReferences.Select(f => "-r:" + f));
         argv.AddRange(Referenced.Select(a => "-r:" + a.Location));
+        if (FlowVocabulary.IncludeDirFor(scriptPath) is { } include) argv.Add("-I:" + include);
         argv.Add(scriptPath);
         var checker = FSharpChecker.Create(null, null, null, null, null, null, null, null, null, null, null, null, null, null);
         var (diagnostics, failure) = FSharpAsync.RunSynchronously(checker.Compile([.. argv], null), null, null).ToValueTuple();

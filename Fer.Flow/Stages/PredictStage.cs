@@ -48,7 +48,7 @@ public sealed record EnsemblePrediction(FigureFile ConfusionValid, FigureFile Co
 public sealed class PredictStage : Stage<PredictSettings, EnsemblePrediction>
 {
     public override string Kind => "predict";
-    public override int CodeVersion => 2; // 2: members are nodes of their own
+    public override int CodeVersion => 3; // 2: members are nodes of their own; 3: probabilities.parquet a self-describing table
     public override IReadOnlyList<InputPort> Inputs => [InputPort.One<SplitFaces>(), InputPort.All<TrainedMember>()];
 
     protected override async Task<EnsemblePrediction> RunAsync(StageContext ctx, PredictSettings s)
@@ -111,8 +111,8 @@ public sealed class PredictStage : Stage<PredictSettings, EnsemblePrediction>
             var predicted = EnsembleWeights.ArgMax(ensembleTest, c);
             submission = new DataFile(ctx.PublishPath("predictions.csv"));
             SubmissionFile.Write(submission.Path, test.Ids, predicted);
-            await ParquetTensorStore.WriteTensorAsync(probabilities.Path, ensembleTest, [test.Count, c],
-                new Dictionary<string, string> { ["set"] = "test", ["class_names"] = string.Join(",", classes) }, ctx.CancellationToken);
+            await PredictionTable.WriteAsync(probabilities.Path, classes,
+                [new PredictionSplit("valid", valid.Ids, valid.Labels, ensembleValid), new PredictionSplit("test", test.Ids, test.Labels, ensembleTest)], ctx.CancellationToken);
             if (test.HasLabels)
             {
                 testReport = ClassificationReport.Compute(test.Labels, predicted, classes);
@@ -125,8 +125,7 @@ public sealed class PredictStage : Stage<PredictSettings, EnsemblePrediction>
         }
         else
         {
-            await ParquetTensorStore.WriteTensorAsync(probabilities.Path, ensembleValid, [valid.Count, c],
-                new Dictionary<string, string> { ["set"] = "valid", ["class_names"] = string.Join(",", classes) }, ctx.CancellationToken);
+            await PredictionTable.WriteAsync(probabilities.Path, classes, [new PredictionSplit("valid", valid.Ids, valid.Labels, ensembleValid)], ctx.CancellationToken);
             ctx.Log.Information("The data has no test set: validation predicted, no submission file written");
         }
         ctx.Rows["valid"] = valid.Count;

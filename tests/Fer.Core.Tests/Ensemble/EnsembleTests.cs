@@ -147,6 +147,15 @@ public class ClassificationReportTests
             var png = Path.Combine(dir, "cm.png");
             ConfusionMatrixFigure.SavePng(png, r, "test");
             Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], File.ReadAllBytes(png)[..4]);
+            // Blues from white (0) to dark blue (1): the three cells of share 1 (and the top of the colour bar) are dark.
+            using (var bitmap = SkiaSharp.SKBitmap.Decode(png))
+            {
+                int dark = 0;
+                for (int y = 0; y < bitmap.Height; y++)
+                    for (int x = 0; x < bitmap.Width; x++)
+                        if (bitmap.GetPixel(x, y) is { Red: < 20, Green: < 60, Blue: > 70 }) dark++;
+                Assert.InRange(dark, 3 * 100 * 100, 4 * 140 * 140); // six dark cells (a reversed scale) would be twice as many
+            }
             var submission = Path.Combine(dir, "predictions.csv");
             SubmissionFile.Write(submission, [10, 11, 12], [3, 0, 6]);
             Assert.Equal("id,label\n10,3\n11,0\n12,6\n", File.ReadAllText(submission));

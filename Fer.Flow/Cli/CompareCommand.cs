@@ -1,0 +1,57 @@
+using System.CommandLine;
+using System.Text;
+using Fer.Flow.Audit;
+using Fer.Flow.Pipeline;
+
+namespace Fer.Flow.Cli;
+
+/// <summary>`fer compare A B [C...] --out FILE.html`: one self-contained page comparing runs.</summary>
+public static class CompareCommand
+{
+    public static Command Create(Option<string> artifactsOption)
+    {
+        var runs = new Argument<string[]>("runs") { Description = "Two or more run ids (or unique prefixes), latest, latest~N", Arity = ArgumentArity.OneOrMore };
+        var outOption = new Option<string>("--out") { Description = "The HTML file to write", Required = true };
+        var command = new Command("compare", "One self-contained HTML page: what differs, validation curves overlaid, confusion matrices and figures side by side");
+        command.Arguments.Add(runs);
+        command.Options.Add(artifactsOption);
+        command.Options.Add(outOption);
+        command.SetAction(parse => Run(parse.GetValue(artifactsOption)!, parse.GetValue(runs) ?? [], parse.GetValue(outOption)!, Console.Out, Console.Error));
+        return command;
+    }
+
+    public static int Run(string artifacts, IReadOnlyList<string> ids, string output, TextWriter stdout, TextWriter stderr)
+    {
+        if (ids.Count < 2) { stderr.WriteLine("error: compare needs two runs or more"); return ExitCodes.BadInput; }
+        List<RunSummary> runs;
+        try { runs = ids.Select(id => RunCatalog.Resolve(artifacts, id)).ToList(); }
+        catch (FlowDefinitionException e) { stderr.WriteLine($"error: {e.Message}"); return ExitCodes.BadInput; }
+        foreach (var r in runs.Where(r => r.Record is null))
+        {
+            stderr.WriteLine($"error: {Path.Combine(r.Dir, RunRecord.FileName)}: missing or unreadable, so run {r.RunId} cannot be compared");
+            return ExitCodes.BadInput;
+        }
+        var full = Path.GetFullPath(output);
+        if (Directory.Exists(full)) { stderr.WriteLine($"error: --out {output}: is a folder; give a file name such as compare.html"); return ExitCodes.BadInput; }
+        var page = RunComparison.Build(artifacts, runs);
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+            var tmp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+            try
+            {
+                File.WriteAllText(tmp, page.Html, new UTF8Encoding(false));
+                File.Move(tmp, full, overwrite: true);
+            }
+            finally { File.Delete(tmp); }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stderr.WriteLine($"error: cannot write {full}: {e.Message}");
+            return ExitCodes.Failed;
+        }
+        foreach (var m in page.Missing) stderr.WriteLine($"note: {m}");
+        stdout.WriteLine($"wrote {full}: {runs.Count} runs, {page.Figures} figures, {page.Html.Length / 1024} kB");
+        return ExitCodes.Ok;
+    }
+}
