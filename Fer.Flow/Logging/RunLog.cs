@@ -22,7 +22,8 @@ public static class RunLog
             .WriteTo.File(new CompactJsonFormatter(), Path.Combine(runDir, FileName), flushToDiskInterval: TimeSpan.FromSeconds(1));
         if (console)
             config = config.WriteTo.Console(restrictedToMinimumLevel: consoleLevel,
-                outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}",
+                // No {Exception}: the console gets one line per event; stack traces go to log.clef only.
+                outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}",
                 standardErrorFromLevel: LogEventLevel.Error);
         return config.CreateLogger();
     }
