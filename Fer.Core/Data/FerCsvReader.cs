@@ -182,13 +182,18 @@ public static class FerCsvReader
         var firstErrors = new List<SkippedRow>();
         var byProblem = new Dictionary<string, long>(StringComparer.Ordinal);
         long errorCount = 0;
+        var kindOf = new Dictionary<string, string>(StringComparer.Ordinal); // the same message recurs in a bad file
         void Collect(List<SkippedRow> chunk)
         {
             foreach (var error in chunk)
             {
                 errorCount++;
                 if (firstErrors.Count < KeptSkippedRows) firstErrors.Add(error);
-                var key = ProblemKind(error.Problem);
+                if (!kindOf.TryGetValue(error.Problem, out var key))
+                {
+                    key = ProblemKind(error.Problem);
+                    if (kindOf.Count < 4096) kindOf[error.Problem] = key;
+                }
                 byProblem[key] = byProblem.GetValueOrDefault(key) + 1;
             }
         }
