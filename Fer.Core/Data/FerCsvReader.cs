@@ -116,6 +116,7 @@ public static class FerCsvReader
         var classes = options.ClassNames ?? FaceSet.Fer2013Classes;
         var bytes = file.Span;
         int start = bytes.Length >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0;
+        if (start == bytes.Length) throw new FerDataException(path, 0, "file is empty (nothing but a UTF-8 byte order mark)");
         // A NUL near the start means a binary file (a CSV never holds one); later NULs surface as bad rows.
         int nul = bytes[..Math.Min(bytes.Length, 4096)].IndexOf((byte)0);
         if (nul >= 0) throw new FerDataException(path, 0, $"contains NUL bytes (first at byte {nul}): it is binary, not a CSV file");
@@ -474,7 +475,8 @@ public static class FerCsvReader
                     if (value > 255)
                     {
                         while (i < n && (digit = (uint)(pixelsField[i] - '0')) <= 9 && value < 100000) { value = value * 10 + (int)digit; i++; }
-                        return $"pixel {k + 1} is {value}, expected 0..255";
+                        bool more = i < n && (uint)(pixelsField[i] - '0') <= 9; // cut short: say so rather than show a wrong number
+                        return $"pixel {k + 1} is {value}{(more ? "..." : "")}, expected 0..255";
                     }
                 }
                 if (i == begin || (i < n && pixelsField[i] is not ((byte)' ' or (byte)'\t')))

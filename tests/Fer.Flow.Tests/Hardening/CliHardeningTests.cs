@@ -15,7 +15,7 @@ public class CliHardeningTests
     [Theory]
     [InlineData("fifo", "is a FIFO (named pipe), not a regular file")]
     [InlineData("/dev/zero", "is a character device, not a regular file")]
-    [InlineData("dir", "is a directory")]
+    [InlineData("dir", "is a directory, not a file")]
     [InlineData("loop", "is a symbolic link loop")]
     public async Task ANonRegularDataFileIsExitTwoNamingItBeforeTheLockIsTaken(string what, string problem)
     {

@@ -27,7 +27,8 @@ public class SignalTests
         var member = Path.Combine(flow.Artifacts, "cache", "train.cnn");
         Assert.DoesNotContain(Directory.EnumerateDirectories(member), d => !Path.GetFileName(d).StartsWith('.'));
         Assert.DoesNotContain(Directory.EnumerateDirectories(member), d => Path.GetFileName(d).StartsWith(".tmp-"));
-        var checkpoint = Assert.Single(Directory.EnumerateDirectories(member, ".checkpoint-*"));
+        var tree = string.Join(", ", Directory.EnumerateFileSystemEntries(Path.Combine(flow.Artifacts, "cache"), "*", SearchOption.AllDirectories));
+        var checkpoint = Assert.Single(Directory.EnumerateDirectories(member, ".checkpoint-*").DefaultIfEmpty(tree));
         Assert.NotEmpty(Directory.EnumerateDirectories(checkpoint, "epoch-*"));
         var listing = new StringWriter();
         Fer.Flow.Cli.AuditCommands.ListRuns(flow.Artifacts, null, listing, TextWriter.Null);
