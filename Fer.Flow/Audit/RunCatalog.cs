@@ -22,7 +22,7 @@ public static class RunCatalog
             // "running" in run.json while nobody holds the artifacts lock means the process died.
             if (status == "running" && !someoneRunning) status = "interrupted";
             var log = Path.Combine(dir, RunLog.FileName);
-            if (status == "running" && File.Exists(log) && ClefLog.Read(log).Truncated) status = "interrupted";
+            if (status == "running" && Fer.Core.Storage.FileStat.Of(log).Kind == Fer.Core.Storage.FileKind.Regular && ClefLog.Read(log).Truncated) status = "interrupted";
             double? accuracy = record?.MetricsOf<Fer.Flow.Stages.EnsembleMetrics>().Select(m => (double?)m.Metrics.ValidAccuracy).FirstOrDefault();
             TimeSpan? duration = record?.FinishedUtc is { } f ? f - record.StartedUtc : null;
             return new RunSummary(Path.GetFileName(dir), dir, record?.Flow ?? "?", record?.StartedUtc, duration, status, accuracy, record);

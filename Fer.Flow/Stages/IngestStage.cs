@@ -87,7 +87,7 @@ public sealed class IngestStage : Stage<IngestSettings, RawFaces>
             ctx.Log.Warning("Skipped {File} line {Line}: {Problem}", path, skipped.Line, skipped.Problem);
         if (result.SkippedCount > 0)
             ctx.Log.Warning("Skipped {SkippedRows} bad rows of {File} ({Logged} logged above); by problem: {SkippedByProblem}",
-                result.SkippedCount, path, Math.Min(result.SkippedCount, FerCsvReader.KeptSkippedRows), result.SkippedByProblem);
+                result.SkippedCount, path, Math.Min(result.SkippedCount, FerCsvReader.KeptSkippedRows), result.SkippedByProblem.ToDictionary());
         ctx.Log.Information("Read {Rows} rows of {File} ({Format}, {Megabytes:0.0} MB)", result.Faces.Count, path, result.Format, result.Bytes / 1e6);
         ctx.Rows[$"skipped_{Path.GetFileNameWithoutExtension(path)}"] = result.SkippedCount;
         return result.Faces;
