@@ -170,7 +170,7 @@ public static class FerCsvReader
             var line = Line(bytes, lineStarts, index);
             if (IsBlank(line)) continue;
             dataLines.Add(index);
-            slotOf.Add(line.Length >= minBytes ? slots++ : -1);
+            slotOf.Add(sizeKnown && line.Length >= minBytes ? slots++ : -1); // no size: every row is bad, none needs a slot
         }
         int total = dataLines.Count;
         if ((long)slots * p > Array.MaxLength)
