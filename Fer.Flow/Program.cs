@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using Fer.Flow.Cli;
 using Fer.Flow.Pipeline;
 
@@ -50,4 +51,45 @@ root.Subcommands.Add(PredictCommand.Create(artifactsOption, deviceOption));
 root.Subcommands.Add(ExportCommand.Create(artifactsOption));
 root.Subcommands.Add(CompareCommand.Create(artifactsOption));
 root.Subcommands.Add(NewCommand.Create());
-return await root.Parse(args).InvokeAsync();
+var parsed = root.Parse(args);
+// Bad arguments (an unknown option, --wait nan, --count abc) are a user error: one line each and exit 2.
+if (parsed.Errors.Count > 0 && parsed.Action is not System.CommandLine.Help.HelpAction)
+{
+    foreach (var error in parsed.Errors) Console.Error.WriteLine($"error: {error.Message}");
+    return ExitCodes.BadInput;
+}
+
+// Ctrl-C (SIGINT) and SIGTERM cancel the run: it stops at the next batch, caches nothing partial, keeps the last
+// training checkpoint, is recorded as cancelled and exits 130 (SIGINT) or 143 (SIGTERM). A second signal kills.
+using var cancel = new CancellationTokenSource();
+int signalExit = 0;
+void OnSignal(PosixSignalContext context)
+{
+    if (Interlocked.CompareExchange(ref signalExit, context.Signal == PosixSignal.SIGTERM ? ExitCodes.Terminated : ExitCodes.Cancelled, 0) != 0)
+        return; // the second signal: the default action (the process ends)
+    context.Cancel = true;
+    Console.Error.WriteLine($"{(context.Signal == PosixSignal.SIGTERM ? "SIGTERM" : "Ctrl-C")}: stopping at the next batch (again to kill)");
+    cancel.Cancel();
+}
+using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+
+int code;
+try
+{
+    code = await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false }, cancel.Token);
+}
+catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+{
+    code = ExitCodes.Cancelled;
+}
+catch (Exception e)
+{
+    // A bug, not a user error: one line here; the trace only with FER_TRACE=1 (a run writes it to its log.clef).
+    Console.Error.WriteLine($"error: {e.GetType().Name}: {e.Message}");
+    if (Environment.GetEnvironmentVariable("FER_TRACE") == "1") Console.Error.WriteLine(e);
+    else Console.Error.WriteLine("(set FER_TRACE=1 for the stack trace)");
+    return ExitCodes.Failed;
+}
+// A signal that cancelled the command: 130 for Ctrl-C, 143 for SIGTERM (128 + signal number, as shells report).
+return code == ExitCodes.Cancelled && signalExit != 0 ? signalExit : code;

@@ -14,7 +14,14 @@ public sealed record FerCsvReadOptions(OnBadRow OnBadRow = OnBadRow.Fail, IReadO
 
 public sealed record SkippedRow(long Line, string Problem);
 
-public sealed record FerCsvReadResult(string Path, FerCsvFormat Format, FaceSet Faces, IReadOnlyList<SkippedRow> Skipped, long Bytes);
+/// <param name="Skipped">The first <see cref="FerCsvReader.KeptSkippedRows"/> skipped rows, by line.</param>
+/// <param name="SkippedCount">How many rows were skipped in all.</param>
+/// <param name="SkippedByProblem">Skipped rows per kind of problem (the message with its numbers and values elided).</param>
+public sealed record FerCsvReadResult(string Path, FerCsvFormat Format, FaceSet Faces, IReadOnlyList<SkippedRow> Skipped, long Bytes)
+{
+    public long SkippedCount { get; init; }
+    public IReadOnlyDictionary<string, long> SkippedByProblem { get; init; } = new Dictionary<string, long>();
+}
 
 /// <summary>
 /// Reads FER2013 CSV files: Kaggle's fer2013.csv (emotion,pixels,Usage) and the course's train.csv
@@ -28,6 +35,15 @@ public static class FerCsvReader
 {
     /// <summary>Lines per parse job: big enough to amortise scheduling, small enough to balance two cores.</summary>
     private const int LinesPerChunk = 1024;
+
+    /// <summary>Skipped rows a skipping read keeps one by one; the rest are only counted, per kind of problem, so
+    /// memory depends on the good rows, not on how many bad ones a file has.</summary>
+    public const int KeptSkippedRows = 20;
+
+    /// <summary>The kind of a problem: its message with numbers as N and quoted values as '...'.</summary>
+    public static string ProblemKind(string problem) =>
+        System.Text.RegularExpressions.Regex.Replace(
+            System.Text.RegularExpressions.Regex.Replace(problem, "'[^']*'", "'...'"), "-?[0-9]+", "N");
 
     public static FerCsvFormat DetectFormat(string headerLine) =>
         TryDetect(headerLine) ?? throw new FormatException(UnknownHeader(headerLine));
@@ -51,8 +67,10 @@ public static class FerCsvReader
     public static FerCsvReadResult Read(string path, FerCsvReadOptions? options = null, CancellationToken ct = default)
     {
         options ??= new FerCsvReadOptions();
-        if (Directory.Exists(path)) throw new FerDataException(path, 0, "is a directory, not a CSV file");
-        if (!File.Exists(path)) throw new FerDataException(path, 0, "file not found");
+        // Only regular files: a FIFO or a device would block the open or never end (checked without opening it).
+        var kind = Fer.Core.Storage.FileStat.Of(path).Kind;
+        if (kind == Fer.Core.Storage.FileKind.Directory) throw new FerDataException(path, 0, "is a directory, not a CSV file");
+        if (kind != Fer.Core.Storage.FileKind.Regular) throw new FerDataException(path, 0, Fer.Core.Storage.FileStat.Describe(kind));
         // The file is memory-mapped rather than copied into a byte[]: a copy is 300 MB of fresh memory, which on
         // machines with costly page faults (VMs, sandboxes) took 4x longer than the parse itself (measured: 412 MB/s
         // mapped, 153 MB/s with File.ReadAllBytes, same machine and file). The price: a file truncated by another
@@ -98,6 +116,7 @@ public static class FerCsvReader
         var classes = options.ClassNames ?? FaceSet.Fer2013Classes;
         var bytes = file.Span;
         int start = bytes.Length >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0;
+        if (start == bytes.Length) throw new FerDataException(path, 0, "file is empty (nothing but a UTF-8 byte order mark)");
         // A NUL near the start means a binary file (a CSV never holds one); later NULs surface as bad rows.
         int nul = bytes[..Math.Min(bytes.Length, 4096)].IndexOf((byte)0);
         if (nul >= 0) throw new FerDataException(path, 0, $"contains NUL bytes (first at byte {nul}): it is binary, not a CSV file");
@@ -139,15 +158,46 @@ public static class FerCsvReader
         // (no per-chunk buffers to copy, nothing to move in a clean file). Without an id column a row's id is its
         // slot: its index among the non-blank data rows, bad ones included, so skipping a bad row leaves the other
         // rows' ids as they would be in the clean file.
-        var dataLines = new List<int>(lineStarts.Count - firstData);
-        for (int index = firstData; index < lineStarts.Count; index++)
-            if (!IsBlank(Line(bytes, lineStarts, index))) dataLines.Add(index);
-        int total = dataLines.Count;
+        // Only a line long enough to hold an image (p pixels need 2p-1 bytes) gets a slot with room for its pixels:
+        // a file of millions of short bad rows costs a few bytes per line, not an image each (which overflowed).
         int p = sizeKnown ? side * side : 0;
-        var rows = new RowArrays(total, p);
-        var parser = new RowParser(file, lineStarts, dataLines, rows, format, expectedFields, classes.Count, side, endsWithNewline,
+        int minBytes = sizeKnown ? 2 * p - 1 : 0;
+        var dataLines = new List<int>(Math.Min(lineStarts.Count - firstData, 1 << 20));
+        var slotOf = new List<int>(Math.Min(lineStarts.Count - firstData, 1 << 20));
+        int slots = 0;
+        for (int index = firstData; index < lineStarts.Count; index++)
+        {
+            var line = Line(bytes, lineStarts, index);
+            if (IsBlank(line)) continue;
+            dataLines.Add(index);
+            slotOf.Add(sizeKnown && line.Length >= minBytes ? slots++ : -1); // no size: every row is bad, none needs a slot
+        }
+        int total = dataLines.Count;
+        if ((long)slots * p > Array.MaxLength)
+            throw new FerDataException(path, 0, $"holds {slots} images of {side}x{side} pixels: more than one array can hold");
+        var rows = new RowArrays(slots, p);
+        var parser = new RowParser(file, lineStarts, dataLines, slotOf, rows, format, expectedFields, classes.Count, side, endsWithNewline,
             stopAfterFirstError: options.OnBadRow == OnBadRow.Fail);
-        var chunks = new List<List<SkippedRow>>();
+        // Parse errors, kept as they arrive (in file order): the first one (strict), or the first few and a count per
+        // kind (skipping). Valid[slot] says which rows parsed.
+        var firstErrors = new List<SkippedRow>();
+        var byProblem = new Dictionary<string, long>(StringComparer.Ordinal);
+        long errorCount = 0;
+        var kindOf = new Dictionary<string, string>(StringComparer.Ordinal); // the same message recurs in a bad file
+        void Collect(List<SkippedRow> chunk)
+        {
+            foreach (var error in chunk)
+            {
+                errorCount++;
+                if (firstErrors.Count < KeptSkippedRows) firstErrors.Add(error);
+                if (!kindOf.TryGetValue(error.Problem, out var key))
+                {
+                    key = ProblemKind(error.Problem);
+                    if (kindOf.Count < 4096) kindOf[error.Problem] = key;
+                }
+                byProblem[key] = byProblem.GetValueOrDefault(key) + 1;
+            }
+        }
         var parse = new TransformBlock<(int From, int To), List<SkippedRow>>(range => parser.Parse(range.From, range.To),
             new ExecutionDataflowBlockOptions
             {
@@ -156,7 +206,7 @@ public static class FerCsvReader
                 EnsureOrdered = true,
                 CancellationToken = ct,
             });
-        var collect = new ActionBlock<List<SkippedRow>>(chunks.Add, new ExecutionDataflowBlockOptions { CancellationToken = ct });
+        var collect = new ActionBlock<List<SkippedRow>>(Collect, new ExecutionDataflowBlockOptions { CancellationToken = ct, BoundedCapacity = 4 * Environment.ProcessorCount });
         parse.LinkTo(collect, new DataflowLinkOptions { PropagateCompletion = true });
         try
         {
@@ -175,31 +225,33 @@ public static class FerCsvReader
         }
         ct.ThrowIfCancellationRequested();
 
-        // Compact in file order, bad rows and duplicate ids by line so a strict read reports the first bad line.
-        // Errors come in slot order (ordered chunks, each in slot order); a strict read stops at the first one, and
-        // the only unparsed slots (in jobs skipped after an error) lie after it.
-        var errors = chunks.SelectMany(c => c).GetEnumerator();
-        var skipped = new List<SkippedRow>();
+        // Compact in file order; duplicate ids by line. Errors came in file order (ordered chunks, each in line order);
+        // a strict read reports the lowest bad line, a parse error or a duplicate id, whichever comes first.
         var seenIds = format == FerCsvFormat.CourseTest ? new Dictionary<long, long>() : null;
+        var duplicates = new List<SkippedRow>();
+        long duplicateCount = 0;
+        long firstParseError = firstErrors.Count > 0 ? firstErrors[0].Line : long.MaxValue;
         int n = 0;
-        for (int slot = 0; slot < total; slot++)
+        for (int row = 0; row < total; row++)
         {
-            if (!rows.Valid[slot])
-            {
-                if (!errors.MoveNext()) throw new InvalidOperationException($"line {dataLines[slot] + 1} was not parsed and has no error");
-                if (options.OnBadRow == OnBadRow.Fail) throw new FerDataException(path, errors.Current.Line, errors.Current.Problem);
-                skipped.Add(errors.Current);
-                continue;
-            }
+            int slot = slotOf[row];
+            if (slot < 0 || !rows.Valid[slot]) continue;
             long id = rows.Ids[slot];
             if (seenIds is not null)
             {
-                long line = dataLines[slot] + 1;
+                long line = dataLines[row] + 1;
                 if (seenIds.TryGetValue(id, out var firstLine))
                 {
                     var problem = $"duplicate id {id} (first on line {firstLine})";
-                    if (options.OnBadRow == OnBadRow.Fail) throw new FerDataException(path, line, problem);
-                    skipped.Add(new SkippedRow(line, problem));
+                    if (options.OnBadRow == OnBadRow.Fail)
+                    {
+                        if (line < firstParseError) throw new FerDataException(path, line, problem);
+                        break;
+                    }
+                    duplicateCount++;
+                    if (duplicates.Count < KeptSkippedRows) duplicates.Add(new SkippedRow(line, problem));
+                    var key = ProblemKind(problem);
+                    byProblem[key] = byProblem.GetValueOrDefault(key) + 1;
                     continue;
                 }
                 seenIds[id] = line;
@@ -211,16 +263,23 @@ public static class FerCsvReader
             }
             n++;
         }
+        if (options.OnBadRow == OnBadRow.Fail && firstErrors.Count > 0)
+            throw new FerDataException(path, firstErrors[0].Line, firstErrors[0].Problem);
+        long skippedCount = errorCount + duplicateCount;
         var (ids, labels, usage, pixels) = (rows.Ids, rows.Labels, rows.Usage, rows.Pixels);
-        if (n == 0) throw new FerDataException(path, 0, skipped.Count > 0 ? $"no valid rows ({skipped.Count} bad rows skipped)" : "has a header but no data rows");
-        if (n < total)
+        if (n == 0) throw new FerDataException(path, 0, skippedCount > 0 ? $"no valid rows ({skippedCount} bad rows skipped)" : "has a header but no data rows");
+        if (n < slots)
         {
             Array.Resize(ref ids, n); Array.Resize(ref labels, n); Array.Resize(ref usage, n);
             Array.Resize(ref pixels, n * p);
         }
-        skipped.Sort((x, y) => x.Line.CompareTo(y.Line));
+        var skipped = firstErrors.Concat(duplicates).OrderBy(x => x.Line).Take(KeptSkippedRows).ToList();
         var faces = new FaceSet(side, classes, ids, labels, (long[])ids.Clone(), new bool[n], usage, pixels);
-        return new FerCsvReadResult(path, format, faces, skipped, bytes.Length);
+        return new FerCsvReadResult(path, format, faces, skipped, bytes.Length)
+        {
+            SkippedCount = skippedCount,
+            SkippedByProblem = new SortedDictionary<string, long>(byProblem, StringComparer.Ordinal),
+        };
     }
 
     // The hot methods are compiled fully optimised at once: a file is usually read once, so a parse should not start
@@ -315,25 +374,35 @@ public static class FerCsvReader
     }
 
     /// <summary>Parses lines straight from UTF-8 bytes into the output arrays (the hot path: no strings per row).</summary>
-    private sealed class RowParser(FileBytes file, List<int> lineStarts, List<int> dataLines, RowArrays rows, FerCsvFormat format,
+    private sealed class RowParser(FileBytes file, List<int> lineStarts, List<int> dataLines, List<int> slotOf, RowArrays rows, FerCsvFormat format,
         int expectedFields, int numClasses, int side, bool endsWithNewline, bool stopAfterFirstError)
     {
         private readonly int _pixels = side * side;
         /// <summary>Lowest bad line found so far (strict reads): jobs wholly after it need no parsing.</summary>
         private long _firstErrorLine = long.MaxValue;
 
-        /// <summary>Parses slots [from, to); returns their problems in slot order.</summary>
+        /// <summary>Data rows whose line is too short for an image are parsed into this scratch row (per thread).</summary>
+        [ThreadStatic] private static RowArrays? _scratch;
+
+        /// <summary>Parses data rows [from, to); returns their problems in row order.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public List<SkippedRow> Parse(int from, int to)
         {
             var errors = new List<SkippedRow>();
             if (stopAfterFirstError && dataLines[from] + 1 > Interlocked.Read(ref _firstErrorLine)) return errors;
             Span<Range> fields = stackalloc Range[8];
-            for (int slot = from; slot < to; slot++)
+            for (int row = from; row < to; row++)
             {
-                int index = dataLines[slot];
-                var problem = ParseRow(Line(file.Span, lineStarts, index), fields, slot);
-                rows.Valid[slot] = problem is null;
+                int index = dataLines[row];
+                int slot = slotOf[row];
+                var target = rows;
+                if (slot < 0)
+                {
+                    target = _scratch is { } s && s.Pixels.Length == _pixels ? s : _scratch = new RowArrays(1, _pixels);
+                }
+                var problem = ParseRow(Line(file.Span, lineStarts, index), fields, target, slot < 0 ? 0 : slot, row);
+                if (slot >= 0) rows.Valid[slot] = problem is null;
+                else problem ??= "row is too short to hold an image"; // cannot happen: 2p-1 bytes are needed
                 if (problem is null) continue;
                 long lineNumber = index + 1;
                 if (index == lineStarts.Count - 1 && !endsWithNewline) problem += " (the last row looks truncated)";
@@ -353,7 +422,7 @@ public static class FerCsvReader
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private string? ParseRow(ReadOnlySpan<byte> line, Span<Range> fields, int r)
+        private string? ParseRow(ReadOnlySpan<byte> line, Span<Range> fields, RowArrays rows, int r, int row)
         {
             if (line.IndexOfAnyExcept(" ,\t\""u8) < 0) return "row has only empty fields (nothing but commas)";
             int count = SplitFields(line, fields, out bool quoteOpen);
@@ -375,7 +444,7 @@ public static class FerCsvReader
                 if (!TryParseLong(first, out var label))
                     return first.IsEmpty ? "label is empty" : $"label '{Text(first)}' is not an integer";
                 if (label < 0 || label >= numClasses) return $"label {label} is out of range 0..{numClasses - 1} ({numClasses} classes)";
-                rows.Ids[r] = r;
+                rows.Ids[r] = row;
                 rows.Labels[r] = (int)label;
                 rows.Usage[r] = FaceUsage.Training;
                 if (format == FerCsvFormat.Kaggle)
@@ -406,7 +475,8 @@ public static class FerCsvReader
                     if (value > 255)
                     {
                         while (i < n && (digit = (uint)(pixelsField[i] - '0')) <= 9 && value < 100000) { value = value * 10 + (int)digit; i++; }
-                        return $"pixel {k + 1} is {value}, expected 0..255";
+                        bool more = i < n && (uint)(pixelsField[i] - '0') <= 9; // cut short: say so rather than show a wrong number
+                        return $"pixel {k + 1} is {value}{(more ? "..." : "")}, expected 0..255";
                     }
                 }
                 if (i == begin || (i < n && pixelsField[i] is not ((byte)' ' or (byte)'\t')))

@@ -64,7 +64,9 @@ public sealed class Trainer
         Dictionary<string, Tensor>? best = null;
         int resumedFrom = 0;
 
-        var found = o.CheckpointDir is null ? null : TrainingCheckpoint.TryLoadLatest(o.CheckpointDir);
+        var damaged = new List<(string Path, string Problem)>();
+        var found = o.CheckpointDir is null ? null : TrainingCheckpoint.TryLoadLatest(o.CheckpointDir, damaged);
+        _damagedCheckpoints = damaged;
         if (found is { } checkpoint)
         {
             var (state, path) = checkpoint;
@@ -72,15 +74,25 @@ public sealed class Trainer
                 throw new InvalidOperationException(
                     $"checkpoint {path} belongs to a different run ({state.Fingerprint}); this run is ({fingerprint}). " +
                     "Use another CheckpointDir or delete it to start afresh.");
-            // The best weights go through the model: load them, copy them out, then load the last epoch's.
-            _model.load(Path.Combine(path, TrainingCheckpoint.BestFile));
-            best = CloneWeights();
-            _model.load(Path.Combine(path, TrainingCheckpoint.ModelFile));
-            TrainingCheckpoint.LoadOptimizer(path, optimizer);
-            history.AddRange(Task.Run(() => TrainingHistoryStore.ReadAsync(Path.Combine(path, TrainingCheckpoint.HistoryFile), ct))
-                .GetAwaiter().GetResult());
-            if (history.Count != state.Epoch)
-                throw new InvalidDataException($"checkpoint {path}: history has {history.Count} epochs, state says {state.Epoch}");
+            try
+            {
+                // The best weights go through the model: load them, copy them out, then load the last epoch's.
+                _model.load(Path.Combine(path, TrainingCheckpoint.BestFile));
+                best = CloneWeights();
+                _model.load(Path.Combine(path, TrainingCheckpoint.ModelFile));
+                TrainingCheckpoint.LoadOptimizer(path, optimizer);
+                history.AddRange(Task.Run(() => TrainingHistoryStore.ReadAsync(Path.Combine(path, TrainingCheckpoint.HistoryFile), ct))
+                    .GetAwaiter().GetResult());
+                if (history.Count != state.Epoch)
+                    throw new InvalidDataException($"history has {history.Count} epochs, state says {state.Epoch}");
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // Its files match their hashes yet do not load (written by another model or version): the model may be
+                // half loaded, so this Fit cannot go on; the checkpoint is set aside and the next run starts afresh.
+                var aside = TrainingCheckpoint.SetAside(path);
+                throw new InvalidDataException($"checkpoint {path} could not be loaded ({e.Message}); it was moved to {aside}, run again to train from scratch", e);
+            }
             run = RunState.From(state);
             resumedFrom = state.Epoch;
             if (state.StoppedEarly || state.Epoch >= o.Epochs)
@@ -260,6 +272,8 @@ public sealed class Trainer
         return (lossSum.item<double>() / set.Count, correct.item<long>() / (double)set.Count);
     }
 
+    private List<(string Path, string Problem)> _damagedCheckpoints = [];
+
     private TrainResult Finish(List<EpochRecord> history, RunState run, Dictionary<string, Tensor>? best, int resumedFrom)
     {
         if (_options.RestoreBestWeights && best is not null && run.BestEpoch > 0) CopyWeightsFrom(best);
@@ -268,6 +282,7 @@ public sealed class Trainer
         return new TrainResult
         {
             History = history.ToList(),
+            DamagedCheckpoints = _damagedCheckpoints,
             BestEpoch = run.BestEpoch,
             BestValidAccuracy = bestRecord?.ValidAccuracy ?? double.NaN,
             BestValidLoss = bestRecord?.ValidLoss ?? double.NaN,

@@ -10,7 +10,7 @@ namespace Fer.Core.Training;
 /// <summary>The scalar part of a checkpoint: where training stands after <see cref="Epoch"/> finished epochs.</summary>
 internal sealed record CheckpointState
 {
-    public const int CurrentFormat = 1;
+    public const int CurrentFormat = 2; // 2: hashes.json with every file's SHA-256
     public int Format { get; init; } = CurrentFormat;
     public required string Model { get; init; }
     /// <summary>What must match for a resume to continue the same run (see Trainer.Fingerprint).</summary>
@@ -36,8 +36,9 @@ internal sealed record CheckpointState
 internal static class TrainingCheckpoint
 {
     public const string ModelFile = "model.bin", OptimizerFile = "optimizer.bin", BestFile = "best.bin",
-        HistoryFile = "history.parquet", StateFile = "state.json";
-    private const string Prefix = "epoch-", TempPrefix = ".tmp-";
+        HistoryFile = "history.parquet", StateFile = "state.json", HashesFile = "hashes.json";
+    private const string Prefix = "epoch-", TempPrefix = ".tmp-", DamagedPrefix = ".damaged-";
+    private static readonly string[] Files = [ModelFile, OptimizerFile, BestFile, HistoryFile, StateFile];
 
     private static readonly JsonSerializerOptions Json = new()
     {
@@ -58,6 +59,9 @@ internal static class TrainingCheckpoint
             WriteFile(Path.Combine(tmp, BestFile), writer => nn.Module.save_state_dict(writer, bestWeights));
             Task.Run(() => TrainingHistoryStore.WriteAsync(Path.Combine(tmp, HistoryFile), history)).GetAwaiter().GetResult();
             WriteFile(Path.Combine(tmp, StateFile), writer => writer.Write(JsonSerializer.SerializeToUtf8Bytes(state, Json)));
+            // Written last: a checkpoint is trusted only when every file still has the hash it was written with.
+            var hashes = Files.ToDictionary(f => f, f => Sha256(Path.Combine(tmp, f)));
+            WriteFile(Path.Combine(tmp, HashesFile), writer => writer.Write(JsonSerializer.SerializeToUtf8Bytes(hashes, Json)));
 
             var target = Path.Combine(checkpointDir, DirName(state.Epoch));
             if (Directory.Exists(target)) Directory.Delete(target, recursive: true); // only after a manual edit of the dir
@@ -72,24 +76,69 @@ internal static class TrainingCheckpoint
             if (epoch < state.Epoch) Directory.Delete(path, recursive: true);
     }
 
-    /// <summary>The newest complete checkpoint in the directory, or null. Removes leftovers of interrupted writes.</summary>
-    public static (CheckpointState State, string Path)? TryLoadLatest(string checkpointDir)
+    /// <summary>
+    /// The newest checkpoint whose files all match the hashes written with them, or null. A damaged one (a file
+    /// missing, truncated or changed, unreadable state, another format) is renamed aside (.damaged-epoch-NNNN-...)
+    /// and reported in <paramref name="damaged"/>, and the next older one tried. Removes leftovers of interrupted writes.
+    /// </summary>
+    public static (CheckpointState State, string Path)? TryLoadLatest(string checkpointDir, List<(string Path, string Problem)>? damaged = null)
     {
         if (!Directory.Exists(checkpointDir)) return null;
         foreach (var tmp in Directory.EnumerateDirectories(checkpointDir, TempPrefix + "*"))
             Directory.Delete(tmp, recursive: true);
-        foreach (var (_, path) in Checkpoints(checkpointDir).OrderByDescending(c => c.Epoch))
+        foreach (var (_, path) in Checkpoints(checkpointDir).OrderByDescending(c => c.Epoch).ToList())
         {
-            var statePath = Path.Combine(path, StateFile);
-            if (!File.Exists(statePath)) continue;
-            using var stream = File.OpenRead(statePath);
-            var state = JsonSerializer.Deserialize<CheckpointState>(stream, Json)
-                ?? throw new InvalidDataException($"{statePath}: empty checkpoint state");
-            if (state.Format != CheckpointState.CurrentFormat)
-                throw new InvalidDataException($"{statePath}: checkpoint format {state.Format}, this version reads {CheckpointState.CurrentFormat}");
-            return (state, path);
+            var problem = Verify(path, out var state);
+            if (problem is null) return (state!, path);
+            var aside = Path.Combine(checkpointDir, $"{DamagedPrefix}{Path.GetFileName(path)}-{Guid.NewGuid():N}");
+            Directory.Move(path, aside);
+            damaged?.Add((path, problem));
         }
         return null;
+    }
+
+    /// <summary>Sets a checkpoint aside that passed its hashes but could not be loaded; training then starts afresh.</summary>
+    public static string SetAside(string checkpointPath)
+    {
+        var aside = Path.Combine(Path.GetDirectoryName(checkpointPath)!, $"{DamagedPrefix}{Path.GetFileName(checkpointPath)}-{Guid.NewGuid():N}");
+        Directory.Move(checkpointPath, aside);
+        return aside;
+    }
+
+    /// <summary>Why the checkpoint cannot be trusted, or null (then <paramref name="state"/> is its state).</summary>
+    internal static string? Verify(string path, out CheckpointState? state)
+    {
+        state = null;
+        try
+        {
+            var hashesPath = Path.Combine(path, HashesFile);
+            if (!File.Exists(hashesPath)) return $"{hashesPath} is missing";
+            var hashes = JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllBytes(hashesPath), Json);
+            if (hashes is null) return $"{hashesPath} is empty";
+            foreach (var file in Files)
+            {
+                var filePath = Path.Combine(path, file);
+                if (Fer.Core.Storage.FileStat.Of(filePath).Kind != Fer.Core.Storage.FileKind.Regular) return $"{filePath} is missing or not a regular file";
+                if (!hashes.TryGetValue(file, out var expected) || expected != Sha256(filePath)) return $"{filePath} does not match its SHA-256";
+            }
+            var statePath = Path.Combine(path, StateFile);
+            var read = JsonSerializer.Deserialize<CheckpointState>(File.ReadAllBytes(statePath), Json);
+            if (read is null || read.Model is null || read.Fingerprint is null) return $"{statePath}: empty or incomplete checkpoint state";
+            if (read.Format != CheckpointState.CurrentFormat)
+                return $"{statePath}: checkpoint format {read.Format}, this version reads {CheckpointState.CurrentFormat}";
+            state = read;
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or NotSupportedException)
+        {
+            return $"{path}: {e.Message}";
+        }
+    }
+
+    private static string Sha256(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream));
     }
 
     public static void LoadOptimizer(string path, optim.Optimizer optimizer)

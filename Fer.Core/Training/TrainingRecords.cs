@@ -15,6 +15,8 @@ public sealed class TrainResult
 {
     /// <summary>All epochs trained so far, including those before a resume.</summary>
     public required IReadOnlyList<EpochRecord> History { get; init; }
+    /// <summary>Checkpoints found damaged when Fit started (path, problem): set aside, training went on from an older one or afresh.</summary>
+    public IReadOnlyList<(string Path, string Problem)> DamagedCheckpoints { get; init; } = [];
     /// <summary>1-based epoch with the best monitored value (see <see cref="TrainOptions.Monitor"/>).</summary>
     public required int BestEpoch { get; init; }
     public required double BestValidAccuracy { get; init; }

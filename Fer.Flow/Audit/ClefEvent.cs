@@ -30,12 +30,23 @@ public sealed class ClefEvent
     /// <summary>The message with its properties filled in, as the run's console log showed it.</summary>
     public string Render()
     {
+        using var writer = new StringWriter(CultureInfo.InvariantCulture);
+        MessageFormatter.Format(ToLogEvent(), writer);
+        return writer.ToString();
+    }
+
+    /// <summary>The event as Serilog's own, for rendering and for Serilog.Expressions filters (fer logs --where).</summary>
+    public LogEvent ToLogEvent()
+    {
         var properties = Raw.EnumerateObject().Where(p => !p.Name.StartsWith('@'))
             .Select(p => new LogEventProperty(p.Name, ToValue(p.Value)));
-        var logEvent = new LogEvent(Timestamp, Level, null, Parser.Parse(Template), properties);
-        using var writer = new StringWriter(CultureInfo.InvariantCulture);
-        MessageFormatter.Format(logEvent, writer);
-        return writer.ToString();
+        return new LogEvent(Timestamp, Level, Exception is null ? null : new LoggedException(Exception), Parser.Parse(Template), properties);
+    }
+
+    /// <summary>An exception as the log holds it: its text (type, message, stack trace).</summary>
+    private sealed class LoggedException(string text) : System.Exception(text.Split('\n')[0])
+    {
+        public override string ToString() => text;
     }
 
     private static LogEventPropertyValue ToValue(JsonElement e) => e.ValueKind switch
@@ -63,14 +74,20 @@ public sealed class ClefEvent
     };
 }
 
-/// <summary>A run log read back: its events, and whether it ends in a line cut off by a crash.</summary>
+/// <summary>A run log read back: its events, whether it ends in a line cut off by a crash, and the lines skipped
+/// because they are no CLEF event (not JSON, not an object, a bad @t or @l, binary junk), with the first of them.</summary>
 public sealed record ClefLog(IReadOnlyList<ClefEvent> Events, bool Truncated, int MalformedLines)
 {
+    /// <summary>The first skipped line (1-based) and why, or null.</summary>
+    public (int Line, string Problem)? FirstMalformed { get; init; }
+
     public static ClefLog Read(string path)
     {
         var events = new List<ClefEvent>();
         bool truncated = false;
         int malformed = 0;
+        (int, string)? first = null;
+        // Invalid UTF-8 (binary junk) becomes U+FFFD and fails as JSON or as a CLEF field below.
         var lines = File.ReadAllLines(path);
         bool endsWithNewline = new FileInfo(path).Length > 0 && EndsWithNewline(path);
         for (int i = 0; i < lines.Length; i++)
@@ -79,27 +96,54 @@ public sealed record ClefLog(IReadOnlyList<ClefEvent> Events, bool Truncated, in
             if (line.Length == 0) continue;
             try
             {
-                using var doc = JsonDocument.Parse(line);
-                var root = doc.RootElement.Clone();
-                events.Add(new ClefEvent
-                {
-                    Timestamp = root.TryGetProperty("@t", out var t) ? t.GetDateTimeOffset() : default,
-                    Level = ClefEvent.ParseLevel(root.TryGetProperty("@l", out var l) ? l.GetString() : null),
-                    Template = root.TryGetProperty("@mt", out var mt) ? mt.GetString() ?? "" : root.TryGetProperty("@m", out var m) ? m.GetString() ?? "" : "",
-                    Exception = root.TryGetProperty("@x", out var x) ? x.GetString() : null,
-                    Raw = root,
-                    Json = line,
-                });
+                events.Add(Parse(line));
             }
-            catch (JsonException)
+            catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException or ArgumentException)
             {
                 // A process killed mid-write leaves a partial last line: that marks the run interrupted.
-                if (i == lines.Length - 1 && !endsWithNewline) truncated = true;
-                else malformed++;
+                if (i == lines.Length - 1 && !endsWithNewline && e is JsonException) truncated = true;
+                else
+                {
+                    malformed++;
+                    first ??= (i + 1, e is JsonException ? "not JSON" : e.Message);
+                }
             }
         }
-        return new ClefLog(events, truncated, malformed);
+        return new ClefLog(events, truncated, malformed) { FirstMalformed = first };
     }
+
+    /// <summary>One CLEF line; throws when it is not JSON, not an object, or has a bad @t, @l, @mt or @x.</summary>
+    public static ClefEvent Parse(string line)
+    {
+        using var doc = JsonDocument.Parse(line);
+        var root = doc.RootElement.Clone();
+        if (root.ValueKind != JsonValueKind.Object) throw new FormatException($"a JSON {root.ValueKind.ToString().ToLowerInvariant()}, not a CLEF event");
+        if (!root.TryGetProperty("@t", out var t)) throw new FormatException("no @t timestamp");
+        if (t.ValueKind != JsonValueKind.String || !t.TryGetDateTimeOffset(out var timestamp)) throw new FormatException($"bad @t {Short(t.GetRawText())}");
+        var level = LogEventLevel.Information;
+        if (root.TryGetProperty("@l", out var l))
+        {
+            if (l.ValueKind != JsonValueKind.String) throw new FormatException($"bad @l {Short(l.GetRawText())}");
+            try { level = ClefEvent.ParseLevel(l.GetString()); }
+            catch (ArgumentException) { throw new FormatException($"bad @l {Short(l.GetRawText())}"); }
+        }
+        return new ClefEvent
+        {
+            Timestamp = timestamp,
+            Level = level,
+            Template = Text(root, "@mt") ?? Text(root, "@m") ?? "",
+            Exception = Text(root, "@x"),
+            Raw = root,
+            Json = line,
+        };
+    }
+
+    private static string? Text(JsonElement root, string name) =>
+        !root.TryGetProperty(name, out var v) ? null
+        : v.ValueKind == JsonValueKind.String ? v.GetString()
+        : throw new FormatException($"{name} is not a string");
+
+    private static string Short(string text) => text.Length > 40 ? text[..40] + "..." : text;
 
     private static bool EndsWithNewline(string path)
     {

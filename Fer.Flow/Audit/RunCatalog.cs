@@ -22,7 +22,7 @@ public static class RunCatalog
             // "running" in run.json while nobody holds the artifacts lock means the process died.
             if (status == "running" && !someoneRunning) status = "interrupted";
             var log = Path.Combine(dir, RunLog.FileName);
-            if (status == "running" && File.Exists(log) && ClefLog.Read(log).Truncated) status = "interrupted";
+            if (status == "running" && Fer.Core.Storage.FileStat.Of(log).Kind == Fer.Core.Storage.FileKind.Regular && ClefLog.Read(log).Truncated) status = "interrupted";
             double? accuracy = record?.MetricsOf<Fer.Flow.Stages.EnsembleMetrics>().Select(m => (double?)m.Metrics.ValidAccuracy).FirstOrDefault();
             TimeSpan? duration = record?.FinishedUtc is { } f ? f - record.StartedUtc : null;
             return new RunSummary(Path.GetFileName(dir), dir, record?.Flow ?? "?", record?.StartedUtc, duration, status, accuracy, record);
@@ -52,11 +52,40 @@ public static class RunCatalog
         };
     }
 
-    private static bool IsLocked(string artifactsDir)
+    /// <summary>
+    /// Whether a run holds the artifacts lock, found without taking it (taking it, even for an instant, made a
+    /// run starting then with --wait 0 fail as busy): on Linux from /proc/locks, by the lock file's device and inode.
+    /// </summary>
+    internal static bool IsLocked(string artifactsDir)
     {
-        var path = Path.Combine(artifactsDir, ".lock");
-        if (!File.Exists(path)) return false;
-        try { using var _ = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None); return false; }
+        var path = Path.Combine(artifactsDir, ArtifactsLock.FileName);
+        var stat = Fer.Core.Storage.FileStat.Of(path);
+        if (stat.Kind != Fer.Core.Storage.FileKind.Regular) return false;
+        if (OperatingSystem.IsLinux() && stat.Inode != 0 && File.Exists("/proc/locks"))
+        {
+            try { return HeldIn(File.ReadAllLines("/proc/locks"), stat.Device, stat.Inode); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
+        // Elsewhere: a shared probe (never conflicts with another probe; a run's own attempt may then wait --wait).
+        try { using var _ = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite); return false; }
         catch (IOException) { return true; }
+    }
+
+    /// <summary>/proc/locks lines: "1: FLOCK  ADVISORY  WRITE 4321 00:2f:1234 0 EOF" (device major:minor in hex, inode).</summary>
+    internal static bool HeldIn(IEnumerable<string> procLocks, ulong device, ulong inode)
+    {
+        uint major = (uint)(device >> 32), minor = (uint)device;
+        foreach (var line in procLocks)
+        {
+            var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length < 6 || fields[1] == "->") continue; // "->": a waiter, not a holder
+            var id = fields[5].Split(':');
+            if (id.Length != 3) continue;
+            if (ulong.TryParse(id[2], out var ino) && ino == inode
+                && uint.TryParse(id[0], System.Globalization.NumberStyles.HexNumber, null, out var maj) && maj == major
+                && uint.TryParse(id[1], System.Globalization.NumberStyles.HexNumber, null, out var min) && min == minor)
+                return true;
+        }
+        return false;
     }
 }

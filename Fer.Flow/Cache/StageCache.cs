@@ -36,9 +36,15 @@ public sealed class StageCache(string root)
         {
             foreach (var (name, expected) in manifest.Files)
             {
-                var path = Path.Combine(dir, name);
-                if (!File.Exists(path))
+                var path = Path.GetFullPath(Path.Combine(dir, name));
+                if (!path.StartsWith(Path.GetFullPath(dir) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+                    return new CacheLookup(CacheStatus.Corrupt, dir, manifest, $"file name {name} leaves the entry");
+                // Only regular files are hashed: a link to /dev/zero or a FIFO in an entry would never finish.
+                var kind = Fer.Core.Storage.FileStat.Of(path).Kind;
+                if (kind == Fer.Core.Storage.FileKind.Missing)
                     return new CacheLookup(CacheStatus.Corrupt, dir, manifest, $"{name} is missing");
+                if (kind != Fer.Core.Storage.FileKind.Regular)
+                    return new CacheLookup(CacheStatus.Corrupt, dir, manifest, $"{name} {Fer.Core.Storage.FileStat.Describe(kind)}");
                 var bytes = new FileInfo(path).Length;
                 if (bytes != expected.Bytes)
                     return new CacheLookup(CacheStatus.Corrupt, dir, manifest, $"{name} has {bytes} bytes, manifest says {expected.Bytes}");

@@ -34,8 +34,33 @@ public sealed record StageManifest
     public static StageManifest? TryRead(string entryDir)
     {
         var path = Path.Combine(entryDir, FileName);
-        if (!File.Exists(path)) return null;
-        try { return JsonSerializer.Deserialize<StageManifest>(File.ReadAllText(path), Json); }
-        catch (JsonException) { return null; }
+        if (Fer.Core.Storage.FileStat.Of(path).Kind != Fer.Core.Storage.FileKind.Regular) return null;
+        try
+        {
+            var manifest = JsonSerializer.Deserialize<StageManifest>(File.ReadAllText(path), Json);
+            return manifest is not null && Problem(manifest) is null ? manifest : null;
+        }
+        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException or NotSupportedException or InvalidOperationException) { return null; }
     }
+
+    /// <summary>What makes a manifest read from disk unusable (null fields or entries, names leaving the entry), or null.</summary>
+    public static string? Problem(StageManifest m)
+    {
+        // JSON null overrides the initialisers: a damaged manifest must not reach code that trusts these.
+        if (m.Stage is null || m.Fingerprint is null) return "stage or fingerprint missing";
+        if (m.Parameters is null || m.Upstream is null || m.Inputs is null || m.Files is null || m.Rows is null) return "a field is null";
+        if (m.Inputs.Any(i => i is null || i.Path is null || i.Sha256 is null)) return "an input entry is null";
+        if (m.Parameters.Values.Any(v => v is null) || m.Upstream.Values.Any(v => v is null)) return "a parameter is null";
+        foreach (var (name, file) in m.Files)
+        {
+            if (file is null || file.Sha256 is null) return $"file entry {name} is null";
+            if (!IsEntryRelative(name)) return $"file name {name} leaves the entry";
+        }
+        return null;
+    }
+
+    /// <summary>A relative path that stays inside its folder: no root, no '..', no empty or '.' parts, no backslash.</summary>
+    public static bool IsEntryRelative(string name) =>
+        name.Length > 0 && !Path.IsPathRooted(name) && !name.Contains('\\') && !name.Contains('\0')
+        && name.Split('/').All(part => part.Length > 0 && part != "." && part != "..");
 }

@@ -31,24 +31,29 @@ public static class AuditCommands
         var stageOption = new Option<string?>("--stage") { Description = "Only events of this stage" };
         var levelOption = new Option<string?>("--level") { Description = "Minimum level: debug, information, warning, error" };
         var grepOption = new Option<string?>("--grep") { Description = "Only events whose message or properties contain this text" };
+        var whereOption = new Option<string?>("--where") { Description = "Only events matching this Serilog expression, e.g. \"Stage = 'ingest' and @l = 'Warning'\"" };
         var jsonOption = new Option<bool>("--json") { Description = "Print the raw compact JSON lines (with --summary: the summary as JSON)" };
         var summaryOption = new Option<bool>("--summary") { Description = "Per stage duration, cache status and rows; per model epochs and best validation accuracy" };
         var command = new Command("logs", "Show a run's log events, filtered");
         command.Arguments.Add(runArgument);
-        foreach (var o in new Option[] { artifactsOption, stageOption, levelOption, grepOption, jsonOption, summaryOption }) command.Options.Add(o);
+        foreach (var o in new Option[] { artifactsOption, stageOption, levelOption, grepOption, whereOption, jsonOption, summaryOption }) command.Options.Add(o);
         command.SetAction(parse => ShowLogs(new LogQuery(parse.GetValue(artifactsOption)!, parse.GetValue(runArgument), parse.GetValue(stageOption),
-            parse.GetValue(levelOption), parse.GetValue(grepOption), parse.GetValue(jsonOption), parse.GetValue(summaryOption)), Console.Out, Console.Error));
+            parse.GetValue(levelOption), parse.GetValue(grepOption), parse.GetValue(jsonOption), parse.GetValue(summaryOption))
+            { Where = parse.GetValue(whereOption) }, Console.Out, Console.Error));
         return command;
     }
 
     public static int ListRuns(string artifacts, string? produced, TextWriter stdout, TextWriter stderr, bool json = false)
     {
+        if (string.IsNullOrWhiteSpace(artifacts)) { stderr.WriteLine("error: --artifacts: give a folder (it is empty)"); return ExitCodes.BadInput; }
         var runs = RunCatalog.List(artifacts);
         if (produced is not null)
         {
-            if (!File.Exists(produced)) { stderr.WriteLine($"error: {produced}: file not found"); return ExitCodes.BadInput; }
+            var kind = Fer.Core.Storage.FileStat.Of(produced).Kind;
+            if (kind != Fer.Core.Storage.FileKind.Regular) { stderr.WriteLine($"error: {produced}: {Fer.Core.Storage.FileStat.Describe(kind)}"); return ExitCodes.BadInput; }
             var sha = Hashing.FileSha256Hex(produced);
-            var match = runs.LastOrDefault(r => File.Exists(Path.Combine(r.Dir, "predictions.csv")) && Hashing.FileSha256Hex(Path.Combine(r.Dir, "predictions.csv")) == sha);
+            var match = runs.LastOrDefault(r => Path.Combine(r.Dir, "predictions.csv") is var p
+                && Fer.Core.Storage.FileStat.Of(p).Kind == Fer.Core.Storage.FileKind.Regular && Hashing.FileSha256Hex(p) == sha);
             if (match is null) { stderr.WriteLine($"error: no run in {artifacts} produced {produced}"); return ExitCodes.Failed; }
             Describe(match, stdout);
             return ExitCodes.Ok;
@@ -89,14 +94,22 @@ public static class AuditCommands
             stdout.WriteLine($"data      {data.Source} {string.Join(", ", data.Files.Select(f => $"{f.Path} sha256 {f.Sha256}"))}");
     }
 
-    public sealed record LogQuery(string Artifacts, string? Run, string? Stage, string? Level, string? Grep, bool Json, bool Summary);
+    public sealed record LogQuery(string Artifacts, string? Run, string? Stage, string? Level, string? Grep, bool Json, bool Summary)
+    {
+        /// <summary>A Serilog.Expressions filter (the language of Serilog's own filters: properties, @l, @m, @x, like, ci).</summary>
+        public string? Where { get; init; }
+    }
 
     public static int ShowLogs(LogQuery q, TextWriter stdout, TextWriter stderr)
     {
         RunSummary run;
         LogEventLevel minLevel;
+        Serilog.Expressions.CompiledExpression? where = null;
         try
         {
+            if (string.IsNullOrWhiteSpace(q.Artifacts)) throw new ArgumentException("--artifacts: give a folder (it is empty)");
+            if (q.Where is not null && !Serilog.Expressions.SerilogExpression.TryCompile(q.Where, out where, out var whereError))
+                throw new ArgumentException($"--where {q.Where}: {whereError}");
             run = RunCatalog.Resolve(q.Artifacts, q.Run);
             minLevel = q.Level is null ? LogEventLevel.Verbose : ClefEvent.ParseLevel(q.Level);
         }
@@ -106,11 +119,17 @@ public static class AuditCommands
             return ExitCodes.BadInput;
         }
         var path = Path.Combine(run.Dir, RunLog.FileName);
-        if (!File.Exists(path)) { stderr.WriteLine($"error: {path}: no log"); return ExitCodes.Failed; }
+        var kind = Fer.Core.Storage.FileStat.Of(path).Kind;
+        if (kind == Fer.Core.Storage.FileKind.Missing) { stderr.WriteLine($"error: {path}: no log"); return ExitCodes.Failed; }
+        if (kind != Fer.Core.Storage.FileKind.Regular) { stderr.WriteLine($"error: {path}: {Fer.Core.Storage.FileStat.Describe(kind)}"); return ExitCodes.BadInput; }
         var log = ClefLog.Read(path);
+        if (log.FirstMalformed is { } bad)
+            stderr.WriteLine($"note: skipped {log.MalformedLines} line{(log.MalformedLines == 1 ? "" : "s")} of {path} that {(log.MalformedLines == 1 ? "is" : "are")} not CLEF events (first: line {bad.Line}, {bad.Problem})");
         if (q.Summary) { Summarize(run, log, stdout, q.Json); return ExitCodes.Ok; }
 
-        foreach (var e in Filter(log.Events, q.Stage, minLevel, q.Grep))
+        var events = Filter(log.Events, q.Stage, minLevel, q.Grep);
+        if (where is not null) events = events.Where(e => Serilog.Expressions.ExpressionResult.IsTrue(where(e.ToLogEvent())));
+        foreach (var e in events)
         {
             if (q.Json) { stdout.WriteLine(e.Json); continue; }
             var stage = e.Property("Stage");

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Fer.Core.Data;
+using Fer.Core.Storage;
 using Fer.Flow.Cache;
 using Fer.Flow.Logging;
 using Fer.Flow.Pipeline;
@@ -14,7 +15,7 @@ public sealed record FlowRequest(string FlowPath, string Artifacts = "artifacts"
 
 public static class ExitCodes
 {
-    public const int Ok = 0, Failed = 1, BadInput = 2, Busy = 3, Cancelled = 130;
+    public const int Ok = 0, Failed = 1, BadInput = 2, Busy = 3, Cancelled = 130, Terminated = 143;
 }
 
 /// <summary>The `run` and `stages` commands, callable in-process (tests do).</summary>
@@ -22,6 +23,7 @@ public static class FlowCommand
 {
     public static async Task<int> RunAsync(FlowRequest request, TextWriter stderr, CancellationToken ct = default)
     {
+        if (CheckOptions(request) is { } bad) { stderr.WriteLine($"error: {bad}"); return ExitCodes.BadInput; }
         var artifacts = Path.GetFullPath(request.Artifacts);
         FlowDefinition flow;
         SetOptions sets;
@@ -30,14 +32,14 @@ public static class FlowCommand
         var hasher = new InputFileHasher(cache.Root);
         try
         {
-            if (request.Parallel < 1) throw new FlowDefinitionException($"--parallel {request.Parallel}: give 1 or more nodes at once");
+            // Input files are checked (regular files only) and hashed here, at plan time: before the lock is taken.
             sets = SetOptions.Parse(request.Sets ?? []);
             flow = FlowScriptHost.Load(request.FlowPath, sets.Flow);
             // Every setting is bound and checked, and the graph built, before anything runs or the lock is taken.
             plan = FlowPlanner.Plan(flow, sets.Stages, hasher);
             if (request.Mode != RunMode.Default) plan.Select(request.Target ?? "", request.Mode == RunMode.From ? "--from" : "--only");
         }
-        catch (Exception e) when (e is FlowDefinitionException or FerDataException or FileNotFoundException)
+        catch (Exception e) when (e is FlowDefinitionException or FerDataException or FileNotFoundException or NotARegularFileException)
         {
             stderr.WriteLine($"error: {e.Message}");
             return ExitCodes.BadInput;
@@ -46,6 +48,7 @@ public static class FlowCommand
         ArtifactsLock artifactsLock;
         try { artifactsLock = ArtifactsLock.Acquire(artifacts, $"fer run {Path.GetFileName(request.FlowPath)}", TimeSpan.FromSeconds(request.WaitSeconds)); }
         catch (ArtifactsBusyException e) { stderr.WriteLine($"error: {e.Message}"); return ExitCodes.Busy; }
+        catch (ArtifactsUnusableException e) { stderr.WriteLine($"error: {e.Message}"); return ExitCodes.BadInput; }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             stderr.WriteLine($"error: cannot use artifacts folder {artifacts}: {e.Message}");
@@ -62,11 +65,6 @@ public static class FlowCommand
             return ExitCodes.Failed;
         }
         var log = RunLog.Create(runDir, runId, flow.Name, request.Console);
-        var swept = cache.SweepAbandoned();
-        if (swept > 0) log.Warning("Removed {Count} unfinished cache entries left by an interrupted run", swept);
-        // Checkpoints of a node's earlier settings were abandoned by a kill: only the planned fingerprint's may resume.
-        var checkpoints = plan.Nodes.Sum(n => cache.RemoveCheckpoints(n.Name, keepFingerprint: n.Fingerprint));
-        if (checkpoints > 0) log.Information("Removed {Count} training checkpoints of earlier settings", checkpoints);
 
         var clock = Stopwatch.StartNew();
         var parameters = new SortedDictionary<string, string>(
@@ -85,7 +83,13 @@ public static class FlowCommand
         FlowRunner? runner = null;
         try
         {
+            // Inside the try: a disk already full fails here, with one line and the run recorded as failed.
             record.Write(runDir);
+            var swept = cache.SweepAbandoned();
+            if (swept > 0) log.Warning("Removed {Count} unfinished cache entries left by an interrupted run", swept);
+            // Checkpoints of a node's earlier settings were abandoned by a kill: only the planned fingerprint's may resume.
+            var checkpoints = plan.Nodes.Sum(n => cache.RemoveCheckpoints(n.Name, keepFingerprint: n.Fingerprint));
+            if (checkpoints > 0) log.Information("Removed {Count} training checkpoints of earlier settings", checkpoints);
             var device = DeviceChoice.Resolve(request.Device);
             record = record with { Device = device.ToString() };
             log.Information("Run {RunId} of flow {Flow} ({Script}) started: mode {Mode}{Target}, device {Device}, seed {Seed}, parameters {Parameters}, sets {Sets}, versions Fer {FerVersion}, TorchSharp {TorchSharpVersion}, libtorch {LibTorchVersion}",
@@ -137,12 +141,29 @@ public static class FlowCommand
             FerDataException d => (ExitCodes.BadInput, "failed", where + d.Message),
             FlowDefinitionException or MissingUpstreamException => (ExitCodes.BadInput, "failed", where + root.Message),
             FileNotFoundException f => (ExitCodes.BadInput, "failed", where + f.Message),
+            NotARegularFileException f => (ExitCodes.BadInput, "failed", where + f.Message),
             _ => (ExitCodes.Failed, "failed", where + root.Message),
         };
     }
 
+    /// <summary>What is wrong with the options themselves (checked before anything is read), or null.</summary>
+    internal static string? CheckOptions(FlowRequest r)
+    {
+        if (string.IsNullOrWhiteSpace(r.Artifacts)) return "--artifacts: give a folder (it is empty)";
+        if (r.Artifacts.Contains('\0')) return "--artifacts: the folder name holds a NUL character";
+        if (!double.IsFinite(r.WaitSeconds) || r.WaitSeconds < 0 || r.WaitSeconds > MaxWaitSeconds)
+            return $"--wait {r.WaitSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture)}: give seconds from 0 to {MaxWaitSeconds}";
+        if (r.Parallel < 1) return $"--parallel {r.Parallel}: give 1 or more nodes at once";
+        if (string.IsNullOrWhiteSpace(r.FlowPath)) return "give a flow script, e.g. flows/quickstart.fsx";
+        return null;
+    }
+
+    /// <summary>A week: long enough for any run to finish, short enough for TimeSpan.</summary>
+    public const double MaxWaitSeconds = 7 * 24 * 3600;
+
     public static int ListStages(FlowRequest request, TextWriter stdout, TextWriter stderr, bool json = false)
     {
+        if (CheckOptions(request) is { } bad) { stderr.WriteLine($"error: {bad}"); return ExitCodes.BadInput; }
         try
         {
             var sets = SetOptions.Parse(request.Sets ?? []);
@@ -164,7 +185,7 @@ public static class FlowCommand
             ConsoleTables.Write(stdout, table);
             return ExitCodes.Ok;
         }
-        catch (Exception e) when (e is FlowDefinitionException or FerDataException or FileNotFoundException)
+        catch (Exception e) when (e is FlowDefinitionException or FerDataException or FileNotFoundException or NotARegularFileException)
         {
             stderr.WriteLine($"error: {e.Message}");
             return ExitCodes.BadInput;
@@ -174,13 +195,14 @@ public static class FlowCommand
     /// <summary>The command as typed, so pasting it reruns the same run (values with spaces or quotes are quoted).</summary>
     private static string CommandLine(FlowRequest r)
     {
+        // Relative paths (the flow, --artifacts, files in --set) mean what they meant in this folder: go there first.
         var parts = new List<string> { "fer", "run", r.FlowPath };
         foreach (var s in r.Sets ?? []) parts.AddRange(["--set", s]);
         if (r.Mode != RunMode.Default) parts.AddRange([r.Mode == RunMode.From ? "--from" : "--only", r.Target ?? ""]);
         parts.AddRange(["--device", r.Device, "--artifacts", r.Artifacts]);
         if (r.WaitSeconds > 0) parts.AddRange(["--wait", r.WaitSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         if (r.Parallel != 1) parts.AddRange(["--parallel", r.Parallel.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        return string.Join(' ', parts.Select(Quote));
+        return $"cd {Quote(Environment.CurrentDirectory)} && " + string.Join(' ', parts.Select(Quote));
     }
 
     internal static string Quote(string arg) =>

@@ -16,15 +16,35 @@ public static class SynthCommand
         var sideOption = new Option<int>("--side") { Description = "Image side in pixels", DefaultValueFactory = _ => 48 };
         var command = new Command("synth", "Write synthetic FER-like faces as CSV (Kaggle or course format)");
         foreach (var o in new Option[] { outOption, countOption, formatOption, seedOption, sideOption }) command.Options.Add(o);
-        command.SetAction(parse =>
-        {
-            var written = Write(parse.GetValue(outOption)!, parse.GetValue(countOption), parse.GetValue(formatOption)!,
-                parse.GetValue(seedOption), parse.GetValue(sideOption));
-            foreach (var (path, rows) in written) Console.WriteLine($"wrote {path} ({rows} rows)");
-            return ExitCodes.Ok;
-        });
+        command.SetAction(parse => Run(parse.GetValue(outOption)!, parse.GetValue(countOption), parse.GetValue(formatOption)!,
+            parse.GetValue(seedOption), parse.GetValue(sideOption), Console.Out, Console.Error));
         return command;
     }
+
+    /// <summary>The command: bad arguments are one line and exit 2, a folder that cannot be written exit 1.</summary>
+    public static int Run(string outDir, int count, string format, int seed, int side, TextWriter stdout, TextWriter stderr)
+    {
+        string? bad = string.IsNullOrWhiteSpace(outDir) ? "--out: give a folder"
+            : count < 10 ? $"--count {count}: write at least 10 faces"
+            : count > MaxCount ? $"--count {count}: at most {MaxCount} faces"
+            : side < 8 || side > 512 ? $"--side {side}: give 8 to 512 pixels"
+            : (long)count * side * side > int.MaxValue ? $"--count {count} --side {side}: {(long)count * side * side} pixels, more than one array holds"
+            : format is not ("kaggle" or "course") ? $"--format {format}: give kaggle or course"
+            : File.Exists(outDir) ? $"--out {outDir}: is a file, not a folder" : null;
+        if (bad is not null) { stderr.WriteLine($"error: {bad}"); return ExitCodes.BadInput; }
+        try
+        {
+            foreach (var (path, rows) in Write(outDir, count, format, seed, side)) stdout.WriteLine($"wrote {path} ({rows} rows)");
+            return ExitCodes.Ok;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stderr.WriteLine($"error: cannot write in {outDir}: {e.Message}");
+            return ExitCodes.Failed;
+        }
+    }
+
+    public const int MaxCount = 1_000_000;
 
     /// <summary>Kaggle: 80% Training, 10% PublicTest, 10% PrivateTest. Course: 90% train.csv, 10% test.csv (ids, no labels).</summary>
     public static IReadOnlyList<(string Path, int Rows)> Write(string outDir, int count, string format, int seed, int side = 48)

@@ -23,7 +23,8 @@ public static class RunLog
             .WriteTo.File(new CompactJsonFormatter(), Path.Combine(runDir, FileName), flushToDiskInterval: TimeSpan.FromSeconds(1));
         if (console)
         {
-            const string template = "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}";
+            // No {Exception}: the console gets one line per event; stack traces go to log.clef only.
+            const string template = "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}";
             // While the live training display runs, console lines are printed above it through Spectre.Console.
             config = config
                 .WriteTo.Logger(c => c.Filter.ByExcluding(_ => Fer.Flow.Stages.LiveTrainingDisplay.Active)

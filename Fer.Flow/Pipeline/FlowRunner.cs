@@ -46,6 +46,7 @@ public sealed class FlowRunner(RunContext run)
         using var gate = new SemaphoreSlim(Math.Max(1, run.Parallel));
         var outputs = actions.Keys.ToDictionary(n => n, _ => new WriteOnceBlock<NodeResult>(r => r), StringComparer.Ordinal);
         var workers = new List<Task>();
+        var executes = new List<Task>();
         Exception? firstFailure = null;
 
         // One at a time, nodes start in plan order (not in whichever order their inputs arrived), so a run's
@@ -69,6 +70,7 @@ public sealed class FlowRunner(RunContext run)
                 finally { done.TrySetResult(); }
             }, new ExecutionDataflowBlockOptions { CancellationToken = stop.Token });
             execute.LinkTo(outputs[node.Name]);
+            executes.Add(execute.Completion);
             if (producers.Count == 0)
             {
                 execute.Post([]);
@@ -96,6 +98,11 @@ public sealed class FlowRunner(RunContext run)
 
         try { await Task.WhenAll(workers); }
         catch (OperationCanceledException) { }
+        // Cancelled (Ctrl-C, SIGTERM, a failed branch): the receivers stop at once, but a node still computing (a
+        // training step in libtorch) must finish its batch first. A cancelled block completes once its running
+        // delegate has returned; returning before that let the process exit under a running native call (SIGSEGV).
+        if (stop.IsCancellationRequested)
+            await Task.WhenAll(executes.Select(c => c.ContinueWith(_ => { }, TaskScheduler.Default)));
         if (firstFailure is not null && firstFailure is not OperationCanceledException)
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(firstFailure).Throw();
         run.CancellationToken.ThrowIfCancellationRequested();

@@ -10,8 +10,13 @@ public sealed record StageReport(string Stage, string Kind, string Fingerprint, 
     public string? MetricsType { get; init; }
     public JsonElement? Metrics { get; init; }
 
-    public T? MetricsAs<T>() where T : class =>
-        MetricsType == typeof(T).Name && Metrics is { } m ? m.Deserialize<T>(RunRecord.Json) : null;
+    /// <summary>The metrics as T, or null when they are of another type or damaged (a hand-edited run.json).</summary>
+    public T? MetricsAs<T>() where T : class
+    {
+        if (MetricsType != typeof(T).Name || Metrics is not { } m) return null;
+        try { return m.Deserialize<T>(RunRecord.Json); }
+        catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException or ArgumentException) { return null; }
+    }
 }
 
 /// <summary>runs/&lt;id&gt;/run.json: what a run was asked to do, each node's outcome and metrics, and how it ended.</summary>
@@ -71,7 +76,18 @@ public sealed record RunRecord
 
     public static RunRecord? TryRead(string runDir)
     {
-        try { return JsonSerializer.Deserialize<RunRecord>(File.ReadAllText(Path.Combine(runDir, FileName)), Json); }
-        catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException) { return null; }
+        var path = Path.Combine(runDir, FileName);
+        if (Fer.Core.Storage.FileStat.Of(path).Kind != Fer.Core.Storage.FileKind.Regular) return null;
+        try
+        {
+            var record = JsonSerializer.Deserialize<RunRecord>(File.ReadAllText(path), Json);
+            // JSON nulls override the initialisers: a damaged record is read as none rather than trusted.
+            if (record is null || record.RunId is null || record.Flow is null || record.Command is null || record.Parameters is null
+                || record.Sets is null || record.Settings is null || record.InputHashes is null || record.Versions is null
+                || record.Stages is null || record.Stages.Any(s => s is null || s.Stage is null || s.Rows is null) || record.Status is null)
+                return null;
+            return record;
+        }
+        catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException or NotSupportedException or InvalidOperationException) { return null; }
     }
 }

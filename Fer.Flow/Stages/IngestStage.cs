@@ -82,12 +82,14 @@ public sealed class IngestStage : Stage<IngestSettings, RawFaces>
     private static FaceSet Read(StageContext ctx, string path, FerCsvReadOptions options)
     {
         var result = FerCsvReader.Read(path, options, ctx.CancellationToken);
-        foreach (var skipped in result.Skipped.Take(20))
+        // The first rows one by one, then one summary: a file of a million bad rows gives a short log.
+        foreach (var skipped in result.Skipped.Take(FerCsvReader.KeptSkippedRows))
             ctx.Log.Warning("Skipped {File} line {Line}: {Problem}", path, skipped.Line, skipped.Problem);
-        if (result.Skipped.Count > 0)
-            ctx.Log.Warning("Skipped {SkippedRows} bad rows of {File}", result.Skipped.Count, path);
+        if (result.SkippedCount > 0)
+            ctx.Log.Warning("Skipped {SkippedRows} bad rows of {File} ({Logged} logged above); by problem: {SkippedByProblem}",
+                result.SkippedCount, path, Math.Min(result.SkippedCount, FerCsvReader.KeptSkippedRows), result.SkippedByProblem.ToDictionary());
         ctx.Log.Information("Read {Rows} rows of {File} ({Format}, {Megabytes:0.0} MB)", result.Faces.Count, path, result.Format, result.Bytes / 1e6);
-        ctx.Rows[$"skipped_{Path.GetFileNameWithoutExtension(path)}"] = result.Skipped.Count;
+        ctx.Rows[$"skipped_{Path.GetFileNameWithoutExtension(path)}"] = result.SkippedCount;
         return result.Faces;
     }
 

@@ -126,6 +126,9 @@ public sealed class TrainMemberStage : Stage<MemberSettings, TrainedMember>
                 epoch.Epoch, member, epoch.Loss, epoch.Accuracy, epoch.ValidLoss, epoch.ValidAccuracy, epoch.LearningRate, epoch.Seconds, epoch.ImagesPerSecond),
                 ctx.CancellationToken);
         }
+        foreach (var (path, problem) in result.DamagedCheckpoints)
+            log.Warning("Checkpoint {Checkpoint} of member {Model} is damaged ({Problem}); it was set aside and training went on from {ResumedFrom}",
+                path, member, problem, result.ResumedFromEpoch > 0 ? $"epoch {result.ResumedFromEpoch}" : "scratch");
         if (result.ResumedFromEpoch > 0)
             log.Information("Member {Model} resumed from the checkpoint of epoch {ResumedFromEpoch}", member, result.ResumedFromEpoch);
         log.Information("Member {Model} trained: {EpochsRun} epochs, best epoch {BestEpoch}, best valid accuracy {BestValidAccuracy:0.0000}, {TrainingSeconds:0.0} s{Early}",

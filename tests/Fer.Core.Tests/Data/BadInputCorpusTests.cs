@@ -31,7 +31,7 @@ public class BadInputCorpusTests
     [Fact]
     public void TheCorpusCoversEveryCaseTheIssueLists()
     {
-        Assert.True(Cases().Count() >= 16);
+        Assert.True(Cases().Count() >= 31);
         Assert.All(Cases(), c => Assert.True(System.IO.File.Exists(Path.Combine(CorpusDir, c.File)), c.File));
     }
 

@@ -178,7 +178,7 @@ public class TrainerTests
         using var model = new TinyModel(initSeed: 20);
         Fit(model, Options(2, dir.Path));
         Assert.Equal(["epoch-0002"], Directory.GetDirectories(dir.Path).Select(Path.GetFileName));
-        Assert.Equal(["best.bin", "history.parquet", "model.bin", "optimizer.bin", "state.json"],
+        Assert.Equal(["best.bin", "hashes.json", "history.parquet", "model.bin", "optimizer.bin", "state.json"],
             Directory.GetFiles(Path.Combine(dir.Path, "epoch-0002")).Select(Path.GetFileName).Order());
 
         // What a kill during a checkpoint write leaves behind: a half-written temporary directory.

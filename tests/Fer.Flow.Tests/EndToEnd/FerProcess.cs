@@ -21,6 +21,14 @@ public sealed class FerProcess : IDisposable
     }
 
     public List<string> Output { get; } = [];
+    public int Pid => _process.Id;
+
+    /// <summary>Sends a signal (INT, TERM) as a terminal or a service manager would.</summary>
+    public void Signal(string name)
+    {
+        using var kill = Process.Start("kill", ["-" + name, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
+        kill.WaitForExit();
+    }
     public bool HasExited => _process.HasExited;
 
     /// <summary>Waits until a line of the run's log contains all the given texts (or the process ends).</summary>
