@@ -79,24 +79,7 @@ public class EvidenceMaskTests : IClassFixture<EvidenceMaskTests.TrainedCnn>
     }
 
 
-    /// <summary>Mean over images of (map mass inside the evidence region / total mass) / (region area / image area).</summary>
-    private static double EvidenceRatio(SaliencyResult maps, float[] evidence)
-    {
-        int p = maps.Side * maps.Side, n = maps.Maps.Length / p;
-        double sum = 0;
-        for (int i = 0; i < n; i++)
-        {
-            double inside = 0, total = 0, area = 0;
-            for (int k = 0; k < p; k++)
-            {
-                total += maps.Maps[i * p + k];
-                inside += maps.Maps[i * p + k] * evidence[i * p + k];
-                area += evidence[i * p + k];
-            }
-            sum += total == 0 ? 0 : inside / total / (area / p);
-        }
-        return sum / n;
-    }
+    private static double EvidenceRatio(SaliencyResult maps, float[] evidence) => Faithfulness.EvidenceRatio(maps, evidence);
 
     [Fact]
     public void SaliencyOfATrainedCnnConcentratesOnTheExpressionAndAnUntrainedOnesDoesNot()
@@ -142,5 +125,51 @@ public class EvidenceMaskTests : IClassFixture<EvidenceMaskTests.TrainedCnn>
         var random = SaliencyMasking.MaskRandom(_fixture.Model, x, 0.3, seed: 5);
         output.WriteLine($"prediction kept: top-30% saliency {top.KeptPredictionRate:0.000}, random 30% {random.KeptPredictionRate:0.000}");
         Assert.True(top.KeptPredictionRate > random.KeptPredictionRate + 0.1, $"top {top.KeptPredictionRate:0.000} random {random.KeptPredictionRate:0.000}");
+    }
+
+    /// <summary>
+    /// Every method of the list beyond the vanilla gradient and Grad-CAM (tested above): its map of the trained CNN
+    /// puts more of its mass on the expression than the untrained CNN's map does. Measured on 60 faces: SmoothGrad
+    /// 2.28 vs 1.04, Integrated Gradients 2.36 vs 1.15, Guided Backprop 2.79 vs 1.11, Guided Grad-CAM 4.00 vs 0.02,
+    /// Occlusion 1.65 vs 0.94. Eigen-CAM, which uses neither gradients nor the class, is taken at the last conv
+    /// block's output (max_pooling2d_2: 1.81 vs 1.30), where pytorch-grad-cam's users apply it: at max_pooling2d_1
+    /// its first principal component is the face's brightness layout (0.90 trained vs 1.22 untrained).
+    /// </summary>
+    [Theory]
+    [InlineData("smoothgrad")]
+    [InlineData("integrated_gradients")]
+    [InlineData("guided_backprop")]
+    [InlineData("guided_gradcam")]
+    [InlineData("occlusion")]
+    [InlineData("eigencam")]
+    public void EveryMethodOfATrainedCnnBeatsTheUntrainedOneOnTheEvidence(string name)
+    {
+        using var scope = torch.NewDisposeScope();
+        var x = _fixture.Valid.ImagesTensor().narrow(0, 0, 60);
+        var evidence = _fixture.Evidence.AsSpan(0, 60 * 48 * 48).ToArray();
+        var method = AttributionMethods.Get(name);
+        var settings = new AttributionSettings { CamLayer = name == "eigencam" ? "max_pooling2d_2" : "max_pooling2d_1", SmoothGradSamples = 8, IgSteps = 32 };
+        double trained = EvidenceRatio(method.Explain(_fixture.Model, x, settings), evidence);
+        double untrained = EvidenceRatio(method.Explain(_fixture.Untrained, x, settings), evidence);
+        output.WriteLine($"{name} evidence ratio: trained {trained:0.00}, untrained {untrained:0.00}");
+        Assert.True(trained > untrained + 0.2, $"{name}: trained {trained:0.00} vs untrained {untrained:0.00}");
+    }
+
+    /// <summary>Completeness on the trained CNN, as Captum checks it: at 64 steps the attributions of each image sum
+    /// to its logit minus the baseline's within 1% (for images whose logit moves by at least 1).</summary>
+    [Theory]
+    [InlineData(IgBaseline.Black)]
+    [InlineData(IgBaseline.Mean)]
+    [InlineData(IgBaseline.Blurred)]
+    public void IntegratedGradientsOfTheTrainedCnnAreCompleteWithinOnePercentAt64Steps(IgBaseline baseline)
+    {
+        using var scope = torch.NewDisposeScope();
+        var x = _fixture.Valid.ImagesTensor().narrow(0, 0, 24);
+        var result = Attributions.IntegratedGradientsRaw(_fixture.Model, x, steps: 64, baseline);
+        var moving = Enumerable.Range(0, result.Count).Where(i => Math.Abs(result.ImageScore[i] - result.BaselineScore[i]) >= 1).ToArray();
+        double worst = moving.Max(result.CompletenessError), mean = moving.Average(result.CompletenessError);
+        output.WriteLine($"{baseline}: {moving.Length} of {result.Count} images move the logit by >= 1; completeness error mean {mean:P3}, worst {worst:P3}");
+        Assert.True(moving.Length >= result.Count / 2, $"only {moving.Length} images move the logit");
+        Assert.True(worst < 0.01, $"worst completeness error {worst:P3}");
     }
 }
