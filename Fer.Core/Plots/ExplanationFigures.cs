@@ -8,7 +8,7 @@ namespace Fer.Core.Plots;
 /// sampling by an integer factor so single pixels stay visible, labels use a sans font at a size that stays legible
 /// when the figure is shown at page width. Files are written to a temporary name and renamed into place.
 /// </summary>
-public static class ExplanationFigures
+public static partial class ExplanationFigures
 {
     private const int Margin = 20;
     private const int ColumnGap = 22;
