@@ -13,7 +13,7 @@ public sealed record AttributionSettings
     /// <summary>The convolutional layer of Grad-CAM, Guided Grad-CAM and Eigen-CAM.</summary>
     public string CamLayer { get; init; } = "conv2d_6";
     public int OcclusionPatch { get; init; } = 8;
-    public int OcclusionStride { get; init; } = 4;
+    public int OcclusionStride { get; init; } = 6;
     public long Seed { get; init; }
 }
 

@@ -25,7 +25,7 @@ public sealed record VisualizeSettings
     [Description("Occlusion: stride of the patch in pixels"), Range(1.0, 1024.0)] public int OcclusionStride { get; init; } = 6;
     [Description("Deletion and insertion curves: points from 0 to all pixels (0: no faithfulness measures)"), Range(0.0, 256.0)] public int FaithfulnessSteps { get; init; } = 10;
     [Description("Sanity check: steps of the cascading randomisation, the last re-initialising every weight layer (0: off)"), Range(0.0, 64.0)] public int SanityLayers { get; init; } = 3;
-    [Description("Sanity check: explained images it re-explains at each step"), Range(1.0, 1000.0)] public int SanityImages { get; init; } = 2;
+    [Description("Sanity check: explained images it re-explains at each step"), Range(1.0, 1000.0)] public int SanityImages { get; init; } = 1;
     [Description("Layer whose filters are visualised by gradient ascent")] public string FilterLayer { get; init; } = "max_pooling2d_1";
     [Description("Gradient ascent steps"), Range(1.0, 100_000.0)] public int AscentSteps { get; init; } = 200;
     [Description("At most this many filters of the layer"), Range(1.0, 4096.0)] public int MaxFilters { get; init; } = 64;
