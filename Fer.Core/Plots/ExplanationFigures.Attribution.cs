@@ -8,7 +8,7 @@ public static partial class ExplanationFigures
 {
     /// <summary>
     /// One attribution method on a row of images: per column an image (titled), its map in jet and the map laid over
-    /// the image; the heading names the method and, when given, a line of its measured faithfulness.
+    /// the image; the heading names the method and, when given, lines (split at '\n') of its measured faithfulness.
     /// </summary>
     public static void SaveMethodGrid(string pngPath, float[] images, int side, IReadOnlyList<string> columnTitles,
         SaliencyResult maps, IReadOnlyList<string> classNames, string heading, string? note = null)
@@ -23,15 +23,17 @@ public static partial class ExplanationFigures
         using var label = FigureFonts.Make(LabelSize);
         using var small = FigureFonts.Make(TickSize);
         int labelHeight = (int)(2 * LabelSize * 1.35) + 4;
-        int headerHeight = (int)(TitleSize * 1.4) + (note is null ? 10 : 34);
+        var noteLines = note?.Split('\n') ?? [];
+        int headerHeight = (int)(TitleSize * 1.4) + 10 + 20 * noteLines.Length;
         int width = WideEnoughFor(heading, titleFont, 2 * Margin + rowLabel + count * cell + (count - 1) * gap);
         int height = 2 * Margin + headerHeight + labelHeight + 3 * cell + 2 * gap;
         using var canvasOwner = new FigureCanvas(width, height);
         var canvas = canvasOwner.Canvas;
         TextFitted(canvas, heading, Margin, Margin + TitleSize, width - 2 * Margin, titleFont, Ink);
-        if (note is not null) TextFitted(canvas, note, Margin, Margin + TitleSize + 26, width - 2 * Margin, small, Muted);
+        for (int n = 0; n < noteLines.Length; n++)
+            TextFitted(canvas, noteLines[n], Margin, Margin + TitleSize + 26 + 20 * n, width - 2 * Margin, small, Muted);
         int top = Margin + headerHeight + labelHeight;
-        string[] rows = ["image", maps.Method.Length > 0 ? "map" : "map", "overlay"];
+        string[] rows = ["image", "map", "overlay"];
         for (int r = 0; r < 3; r++)
             TextFitted(canvas, rows[r], Margin, top + r * (cell + gap) + cell / 2f + LabelSize / 2, rowLabel - 6, label, Muted);
         for (int i = 0; i < count; i++)

@@ -303,8 +303,8 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
                     sanity?.DependsOnModel(m.Name), evidenceRatio, methodSeconds[m.Name]);
             if (done.ContainsKey(m.Name)) continue; // the seed report's figures already show these
             var note = f is null ? null
-                : $"deletion AUC {f.DeletionAuc:0.000} (random {randomMetrics!.DeletionAuc:0.000}), insertion AUC {f.InsertionAuc:0.000} ({randomMetrics.InsertionAuc:0.000}), " +
-                  $"ROAD MoRF {f.RoadMorfScore:0.000} / LeRF {f.RoadLerfScore:0.000}" + (rho is { } r ? $", rank correlation with a random model's maps {r:0.00}" : "") +
+                : $"deletion AUC {f.DeletionAuc:0.000} (random {randomMetrics!.DeletionAuc:0.000}), insertion AUC {f.InsertionAuc:0.000} ({randomMetrics.InsertionAuc:0.000}),\n" +
+                  $"ROAD MoRF {f.RoadMorfScore:0.000} / LeRF {f.RoadLerfScore:0.000}" + (rho is { } r ? $", rank correlation with a randomised model's maps {r:0.00}" : "") +
                   (evidenceRatio is { } e ? $", evidence ratio {e:0.00}" : "");
             var figure = ctx.Figure($"visualize_{member}_{m.Name}.png");
             ExplanationFigures.SaveMethodGrid(figure.Path, Pixels(images), side, titles.Select(t => t.Replace(": ", " ")).ToList(), result, classes,
