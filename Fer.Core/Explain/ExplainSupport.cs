@@ -80,4 +80,83 @@ internal static class ExplainSupport
 
     /// <summary>An int seed for System.Random derived from (seed, index, salt).</summary>
     public static int MixToInt(long seed, long index, long salt = 0) => (int)(Mix(seed, index, salt) & 0x7FFFFFFF);
+
+    /// <summary>A normalised 2-D Gaussian kernel [1, 1, k, k] of standard deviation <paramref name="sigma"/> px,
+    /// radius ceil(3 sigma) (at least 1).</summary>
+    public static Tensor GaussianKernel(double sigma, ScalarType dtype, Device device)
+    {
+        int radius = Math.Max(1, (int)Math.Ceiling(3 * sigma));
+        var weights = new double[2 * radius + 1];
+        for (int i = -radius; i <= radius; i++) weights[i + radius] = Math.Exp(-i * i / (2 * sigma * sigma));
+        double sum = weights.Sum();
+        var oneD = torch.tensor(weights.Select(w => w / sum).ToArray(), dtype: dtype, device: device);
+        return torch.outer(oneD, oneD).view(1, 1, 2 * radius + 1, 2 * radius + 1);
+    }
+
+    /// <summary>Convolves [N, 1, S, S] images with a [1, 1, k, k] kernel, reflecting at the borders (needs k/2 &lt; S).</summary>
+    public static Tensor Blur(Tensor image, Tensor kernel)
+    {
+        long radius = kernel.shape[2] / 2;
+        var padded = torch.nn.functional.pad(image, [radius, radius, radius, radius], PaddingModes.Reflect);
+        return torch.nn.functional.conv2d(padded, kernel);
+    }
+
+    /// <summary>Softmax probability of each image's target class, in batches of <paramref name="batch"/> rows, no grad.</summary>
+    public static float[] TargetProbabilities(FerModel model, Tensor images, int[] targets, int batch = 256)
+    {
+        int count = (int)images.shape[0];
+        var result = new float[count];
+        var device = ModelDevice(model);
+        for (int start = 0; start < count; start += batch)
+        {
+            using var scope = torch.NewDisposeScope();
+            using var noGrad = torch.no_grad();
+            int n = Math.Min(batch, count - start);
+            var probabilities = torch.nn.functional.softmax(model.call(images.narrow(0, start, n).to(device)), 1);
+            var index = torch.tensor(targets.AsSpan(start, n).ToArray().Select(t => (long)t).ToArray(), device: device).unsqueeze(1);
+            ToFloats(probabilities.gather(1, index).squeeze(1)).CopyTo(result, start);
+        }
+        return result;
+    }
+
+    /// <summary>The target logit of each image, in batches, no grad.</summary>
+    public static float[] TargetLogits(FerModel model, Tensor images, int[] targets, int batch = 256)
+    {
+        int count = (int)images.shape[0];
+        var result = new float[count];
+        var device = ModelDevice(model);
+        for (int start = 0; start < count; start += batch)
+        {
+            using var scope = torch.NewDisposeScope();
+            using var noGrad = torch.no_grad();
+            int n = Math.Min(batch, count - start);
+            var logits = model.call(images.narrow(0, start, n).to(device));
+            var index = torch.tensor(targets.AsSpan(start, n).ToArray().Select(t => (long)t).ToArray(), device: device).unsqueeze(1);
+            ToFloats(logits.gather(1, index).squeeze(1)).CopyTo(result, start);
+        }
+        return result;
+    }
+
+    /// <summary>Array.Sort is not stable; within runs of equal keys, put the pixel indices in ascending order.</summary>
+    public static void SortTiesByIndex(float[] keys, int[] order)
+    {
+        int runStart = 0;
+        for (int i = 1; i <= keys.Length; i++)
+        {
+            if (i < keys.Length && keys[i] == keys[runStart]) continue;
+            if (i - runStart > 1) Array.Sort(order, runStart, i - runStart);
+            runStart = i;
+        }
+    }
+
+    /// <summary>The pixel indices of a map from most to least relevant; ties go to the lower index (deterministic).</summary>
+    public static int[] RankPixels(ReadOnlySpan<float> map)
+    {
+        var order = new int[map.Length];
+        var keys = new float[map.Length];
+        for (int p = 0; p < map.Length; p++) { order[p] = p; keys[p] = -map[p]; }
+        Array.Sort(keys, order);
+        SortTiesByIndex(keys, order);
+        return order;
+    }
 }

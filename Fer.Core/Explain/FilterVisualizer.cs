@@ -292,23 +292,6 @@ public static class FilterVisualizer
         return vertical + horizontal;
     }
 
-    private static Tensor GaussianKernel(double sigma, ScalarType dtype, Device device)
-    {
-        int radius = Math.Max(1, (int)Math.Ceiling(3 * sigma));
-        var weights = new double[2 * radius + 1];
-        for (int i = -radius; i <= radius; i++) weights[i + radius] = Math.Exp(-i * i / (2 * sigma * sigma));
-        double sum = weights.Sum();
-        var oneD = torch.tensor(weights.Select(w => w / sum).ToArray(), dtype: dtype, device: device);
-        return torch.outer(oneD, oneD).view(1, 1, 2 * radius + 1, 2 * radius + 1);
-    }
-
-    private static Tensor Blur(Tensor image, Tensor kernel)
-    {
-        long radius = kernel.shape[2] / 2;
-        var padded = torch.nn.functional.pad(image, [radius, radius, radius, radius], PaddingModes.Reflect);
-        return torch.nn.functional.conv2d(padded, kernel);
-    }
-
     private static ScalarType ModelDtype(FerModel model) => model.buffers().First().dtype;
 
     private static void CheckOptions(FilterAscentOptions o)

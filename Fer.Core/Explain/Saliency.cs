@@ -157,7 +157,7 @@ public static class Saliency
         return ArgMax(model.call(images.detach().to(ModelDevice(model))));
     }
 
-    private static (Tensor Gradient, int[] Targets) InputGradient(FerModel model, Tensor images, int[]? targetClasses)
+    internal static (Tensor Gradient, int[] Targets) InputGradient(FerModel model, Tensor images, int[]? targetClasses)
     {
         using var gradMode = torch.enable_grad();
         using var exactGradients = TorchRuntime.NativeCpuConvolutions(); // oneDNN's input gradients: see TorchRuntime
@@ -169,13 +169,13 @@ public static class Saliency
         return (torch.autograd.grad([score], [input])[0], targets);
     }
 
-    private static Tensor SelectedLogitSum(Tensor logits, int[] targets)
+    internal static Tensor SelectedLogitSum(Tensor logits, int[] targets)
     {
         var index = torch.tensor(targets.Select(t => (long)t).ToArray(), device: logits.device).unsqueeze(1);
         return logits.gather(1, index).sum();
     }
 
-    private static int[] ArgMax(Tensor logits)
+    internal static int[] ArgMax(Tensor logits)
     {
         using var scope = torch.NewDisposeScope();
         return logits.detach().argmax(1).cpu().data<long>().Select(v => (int)v).ToArray();

@@ -128,18 +128,6 @@ public static class SaliencyMasking
         return (prediction, confidence);
     }
 
-    /// <summary>Array.Sort is not stable; within runs of equal keys, put the pixel indices in ascending order.</summary>
-    private static void SortTiesByIndex(float[] keys, int[] order)
-    {
-        int runStart = 0;
-        for (int i = 1; i <= keys.Length; i++)
-        {
-            if (i < keys.Length && keys[i] == keys[runStart]) continue;
-            if (i - runStart > 1) Array.Sort(order, runStart, i - runStart);
-            runStart = i;
-        }
-    }
-
     private static int KeptPixels(double keepFraction, int pixels) =>
         Math.Clamp((int)Math.Round(keepFraction * pixels), 0, pixels);
 

@@ -11,7 +11,7 @@ namespace Fer.Core.Plots;
 /// panels) each with its own title and no axes; in ScottPlot each tile would be a subplot with its axes, ticks and
 /// margins switched off, while here a tile is one scaled bitmap drawn at a computed place.
 /// </summary>
-public static class ExplanationFigures
+public static partial class ExplanationFigures
 {
     private const int Margin = 20;
     private const int ColumnGap = 22;

@@ -20,7 +20,12 @@ public sealed record InputFileMetrics(string Path, string Sha256, long Bytes);
 
 /// <summary>What was read: the data set's source, hashes, size and classes.</summary>
 public sealed record DataMetrics(string Source, string Test, IReadOnlyList<InputFileMetrics> Files, IReadOnlyDictionary<string, long> Rows,
-    int Side, IReadOnlyList<string> ClassNames, IReadOnlyList<int> ClassCounts);
+    int Side, IReadOnlyList<string> ClassNames, IReadOnlyList<int> ClassCounts)
+{
+    /// <summary>The seed of the synthetic faces (null for data read from files): with it, visualize can render the
+    /// faces' evidence masks and measure how much of each explanation falls on the expression.</summary>
+    public int? SyntheticSeed { get; init; }
+}
 
 /// <summary>Every row of the input, as read: ingest's output.</summary>
 public sealed record RawFaces(FaceTable Faces, DataMetrics Metrics) : IHasMetrics
@@ -75,7 +80,8 @@ public sealed class IngestStage : Stage<IngestSettings, RawFaces>
         }
         var metrics = new DataMetrics(s.Train.Length == 0 ? "synthetic" : Path.GetFullPath(s.Train), s.Test,
             ctx.InputFiles.Select(i => new InputFileMetrics(i.Path, i.Sha256, i.Bytes)).ToList(),
-            new SortedDictionary<string, long>(ctx.Rows), faces.Side, faces.ClassNames, faces.ClassCounts());
+            new SortedDictionary<string, long>(ctx.Rows), faces.Side, faces.ClassNames, faces.ClassCounts())
+        { SyntheticSeed = s.Train.Length == 0 ? s.Seed : null };
         return new RawFaces(table, metrics);
     }
 

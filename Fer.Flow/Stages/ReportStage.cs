@@ -127,6 +127,7 @@ public static class ReportBuilder
                      (m.KeptPredictionTop > m.KeptPredictionRandom ? "The saliency map points at pixels the model relies on." : "Here saliency is no better than chance at finding the pixels the model relies on.") + "</p>");
             AppendFigure(h, v.Saliency, $"{v.Member}: original, saliency (vanilla gradient), masked image, Grad-CAM");
             AppendFigure(h, v.SmoothGrad, $"{v.Member}: SmoothGrad");
+            AppendFaithfulness(h, v);
         }
         h.Append("</section><section id=\"filters\"><h2>5. Filters and layer outputs</h2>");
         foreach (var v in explained)
@@ -189,6 +190,55 @@ public static class ReportBuilder
         h.Append($"<tr class=\"total\"><td>total so far</td><td></td><td>{total.ToString("0.0", Inv)}</td><td></td></tr></table></section>");
         h.Append("</body></html>");
         return h.ToString();
+    }
+
+    /// <summary>The methods ranked by faithfulness, with a sentence from the numbers, then their figures.</summary>
+    private static void AppendFaithfulness(StringBuilder h, MemberExplanations v)
+    {
+        var methods = v.Metrics.Methods;
+        if (methods.Count > 0 && v.Metrics.RandomMap is { } random)
+        {
+            var ranked = methods.OrderByDescending(p => p.Value.FaithfulnessScore).ThenBy(p => p.Key, StringComparer.Ordinal).ToList();
+            bool evidence = ranked.Any(p => p.Value.EvidenceRatio is not null), sanity = ranked.Any(p => p.Value.SanityRankCorrelation is not null);
+            h.Append($"<h3>{E(v.Member)}: which map to believe</h3>");
+            h.Append($"<p>{E(FaithfulnessSentence(v.Member, ranked, random, v.Metrics.SanityLayers))}</p>");
+            h.Append("<table><tr><th>rank</th><th>method</th><th>deletion AUC (lower better)</th><th>insertion AUC (higher better)</th><th>ROAD MoRF (lower better)</th>" +
+                     "<th>ROAD LeRF (higher better)</th><th>score</th>" + (sanity ? "<th>rank correlation, random model</th>" : "") +
+                     (evidence ? "<th>evidence ratio</th>" : "") + "<th>seconds</th></tr>");
+            int rank = 1;
+            foreach (var (name, m) in ranked)
+                h.Append($"<tr><td>{rank++}</td><td>{E(m.Title)}</td><td>{F(m.DeletionAuc)}</td><td>{F(m.InsertionAuc)}</td><td>{F(m.RoadMorf)}</td><td>{F(m.RoadLerf)}</td>" +
+                         $"<td><b>{F(m.FaithfulnessScore)}</b></td>" +
+                         (sanity ? $"<td>{(m.SanityRankCorrelation is { } r ? F(r) + (m.DependsOnModel == false ? " (does not depend on the model)" : "") : "-")}</td>" : "") +
+                         (evidence ? $"<td>{(m.EvidenceRatio is { } e ? F(e) : "-")}</td>" : "") + $"<td>{F1(m.Seconds)}</td></tr>");
+            h.Append($"<tr class=\"total\"><td>-</td><td>random map</td><td>{F(random.DeletionAuc)}</td><td>{F(random.InsertionAuc)}</td><td>{F(random.RoadMorf)}</td><td>{F(random.RoadLerf)}</td>" +
+                     $"<td>{F(random.FaithfulnessScore)}</td>" + (sanity ? "<td>-</td>" : "") + (evidence ? "<td>-</td>" : "") + "<td>-</td></tr></table>");
+            h.Append("<p>Score = (insertion - deletion) + (ROAD LeRF - ROAD MoRF), each the mean probability of the explained class. Deletion fills the most relevant pixels with the image mean; " +
+                     "insertion puts them back into a blurred copy; ROAD removes them and fills them with a noisy linear imputer, which keeps the image near the data.</p>");
+        }
+        AppendFigure(h, v.Curves, $"{v.Member}: deletion, insertion and ROAD curves of every method, random maps dashed");
+        foreach (var (name, figure) in v.MethodFigures) AppendFigure(h, figure, $"{v.Member}: {name.Replace('_', ' ')}");
+        AppendFigure(h, v.Sanity, $"{v.Member}: sanity check, maps after re-initialising the layers from the top down");
+    }
+
+    /// <summary>One sentence from the ranking: the best and worst method, how many beat random maps, and which
+    /// methods' maps survive the randomisation of the whole model.</summary>
+    internal static string FaithfulnessSentence(string member, IReadOnlyList<KeyValuePair<string, MethodMetrics>> ranked, RandomMapMetrics random,
+        IReadOnlyList<string> sanityLayers)
+    {
+        var best = ranked[0].Value;
+        var worst = ranked[^1].Value;
+        int beat = ranked.Count(p => p.Value.FaithfulnessScore > random.FaithfulnessScore);
+        var text = $"On {member}'s explained images {best.Title} is the most faithful map (score {F(best.FaithfulnessScore)}: deletion AUC {F(best.DeletionAuc)}, insertion AUC {F(best.InsertionAuc)}) " +
+                   (ranked.Count > 1 ? $"and {worst.Title} the least ({F(worst.FaithfulnessScore)}); " : "; ") +
+                   $"{beat} of {ranked.Count} methods beat random maps ({F(random.FaithfulnessScore)})";
+        var independent = ranked.Where(p => p.Value.DependsOnModel == false).Select(p => $"{p.Value.Title} ({F(p.Value.SanityRankCorrelation!.Value)})").ToList();
+        if (sanityLayers.Count > 0)
+            text += independent.Count > 0
+                ? $", and with every weight layer re-initialised the maps of {string.Join(", ", independent)} stay rank-correlated with the trained model's: they do not depend on the model."
+                : $", and every method's maps change once the weight layers are re-initialised (rank correlation below {F(Fer.Core.Explain.SanityResult.IndependenceThreshold)}).";
+        else text += ".";
+        return text;
     }
 
     private static void AppendModel(StringBuilder h, TrainedMember member)

@@ -14,10 +14,18 @@ public sealed record VisualizeSettings
     [Description("Comma-separated members to explain (default: the first member)")] public string Members { get; init; } = "";
     [Description("Comma-separated validation image ids (default: per_class images of each class)")] public string Images { get; init; } = "";
     [Description("Validation images per class when images is empty"), Range(1.0, 1000.0)] public int PerClass { get; init; } = 1;
-    [Description("Which explanations to draw")] public string Methods { get; init; } = "saliency,smoothgrad,gradcam,filters,outputs";
+    [Description("Which explanations to draw: attribution methods (saliency, smoothgrad, gradcam, integrated_gradients, guided_backprop, guided_gradcam, occlusion, eigencam), filters, outputs")]
+    public string Methods { get; init; } = "saliency,smoothgrad,gradcam,integrated_gradients,guided_backprop,guided_gradcam,occlusion,eigencam,filters,outputs";
     [Description("Share of most salient pixels kept when masking"), Range(0.0, 1.0, MinimumIsExclusive = true, MaximumIsExclusive = true)] public double KeepFraction { get; init; } = 0.3;
     [Description("Noisy copies averaged by SmoothGrad"), Range(1.0, 1000.0)] public int SmoothgradSamples { get; init; } = 25;
-    [Description("Conv layer for Grad-CAM (Keras-style name)")] public string GradcamLayer { get; init; } = "conv2d_6";
+    [Description("Conv layer for Grad-CAM, Guided Grad-CAM and Eigen-CAM (Keras-style name)")] public string GradcamLayer { get; init; } = "conv2d_6";
+    [Description("Integrated Gradients: points on the path from the baseline"), Range(1.0, 1024.0)] public int IgSteps { get; init; } = 32;
+    [Description("Integrated Gradients' baseline")] public IgBaseline IgBaseline { get; init; } = IgBaseline.Black;
+    [Description("Occlusion: side of the square patch in pixels"), Range(1.0, 1024.0)] public int OcclusionPatch { get; init; } = 8;
+    [Description("Occlusion: stride of the patch in pixels"), Range(1.0, 1024.0)] public int OcclusionStride { get; init; } = 6;
+    [Description("Deletion and insertion curves: points from 0 to all pixels (0: no faithfulness measures)"), Range(0.0, 256.0)] public int FaithfulnessSteps { get; init; } = 10;
+    [Description("Sanity check: steps of the cascading randomisation, the last re-initialising every weight layer (0: off)"), Range(0.0, 64.0)] public int SanityLayers { get; init; } = 3;
+    [Description("Sanity check: explained images it re-explains at each step"), Range(1.0, 1000.0)] public int SanityImages { get; init; } = 1;
     [Description("Layer whose filters are visualised by gradient ascent")] public string FilterLayer { get; init; } = "max_pooling2d_1";
     [Description("Gradient ascent steps"), Range(1.0, 100_000.0)] public int AscentSteps { get; init; } = 200;
     [Description("At most this many filters of the layer"), Range(1.0, 4096.0)] public int MaxFilters { get; init; } = 64;
@@ -25,7 +33,7 @@ public sealed record VisualizeSettings
     [Description("Seed of SmoothGrad noise and ascent start images")] public long Seed { get; init; }
 
     /// <summary>The explanation methods this stage knows (checked at plan time).</summary>
-    public static readonly IReadOnlyList<string> KnownMethods = ["saliency", "smoothgrad", "gradcam", "filters", "outputs"];
+    public static readonly IReadOnlyList<string> KnownMethods = [.. AttributionMethods.Names, "filters", "outputs"];
 
     public IReadOnlyList<string> MethodList => Methods.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 }
@@ -34,12 +42,40 @@ public sealed record MaskingMetrics(double KeepFraction, double KeptPredictionTo
 
 public sealed record FilterMetrics(string Layer, int Count, double Seconds, double MeanStartActivation, double MeanFinalActivation, bool SelectedChannelsOnly);
 
+/// <summary>
+/// One attribution method's measured faithfulness on the explained images (see <see cref="FaithfulnessResult"/>):
+/// deletion and insertion areas, ROAD's most- and least-relevant-first scores, their combination
+/// (insertion - deletion + LeRF - MoRF), the rank correlation with the fully randomised model's maps (null when the
+/// sanity check is off) and the share of the map on the synthetic faces' evidence regions over their area share
+/// (null on real data).
+/// </summary>
+public sealed record MethodMetrics(string Title, double DeletionAuc, double InsertionAuc, double RoadMorf, double RoadLerf, double FaithfulnessScore,
+    double? SanityRankCorrelation, bool? DependsOnModel, double? EvidenceRatio, double Seconds);
+
+/// <summary>The random-map baseline of the same curves.</summary>
+public sealed record RandomMapMetrics(double DeletionAuc, double InsertionAuc, double RoadMorf, double RoadLerf, double FaithfulnessScore);
+
 public sealed record MemberExplanationMetrics(MaskingMetrics Masking, double? SmoothgradKeptPredictionTop, FilterMetrics? Filters,
-    IReadOnlyDictionary<string, double> Seconds);
+    IReadOnlyDictionary<string, double> Seconds)
+{
+    /// <summary>Per attribution method, by its name (integrated_gradients, ...); empty when faithfulness is off.</summary>
+    public IReadOnlyDictionary<string, MethodMetrics> Methods { get; init; } = new Dictionary<string, MethodMetrics>();
+    public RandomMapMetrics? RandomMap { get; init; }
+    /// <summary>The sanity check's steps: the weight layer re-initialised last at each (top down).</summary>
+    public IReadOnlyList<string> SanityLayers { get; init; } = [];
+}
 
 /// <summary>One member's explanations: its figures (absent when not drawn) and the maps as Parquet tensors.</summary>
 public sealed record MemberExplanations(string Member, FigureFile? Saliency, FigureFile? SmoothGrad, FigureFile? Filters, FigureFile? Outputs,
-    IReadOnlyList<TensorFile> Maps, MemberExplanationMetrics Metrics);
+    IReadOnlyList<TensorFile> Maps, MemberExplanationMetrics Metrics)
+{
+    /// <summary>The new methods' figures by method name (integrated_gradients, guided_gradcam, occlusion, ...).</summary>
+    public IReadOnlyDictionary<string, FigureFile> MethodFigures { get; init; } = new Dictionary<string, FigureFile>();
+    /// <summary>Every method's deletion, insertion and ROAD curves.</summary>
+    public FigureFile? Curves { get; init; }
+    /// <summary>The sanity check's rows of maps per randomised layer.</summary>
+    public FigureFile? Sanity { get; init; }
+}
 
 public sealed record ExplanationMetrics(int Images, IReadOnlyDictionary<string, MemberExplanationMetrics> Members);
 
@@ -56,8 +92,8 @@ public sealed record Explanations(IReadOnlyList<MemberExplanations> Members, Exp
 public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
 {
     public override string Kind => "visualize";
-    public override int CodeVersion => 3; // 3: members as nodes
-    public override IReadOnlyList<InputPort> Inputs => [InputPort.One<SplitFaces>(), InputPort.All<TrainedMember>()];
+    public override int CodeVersion => 4; // 3: members as nodes; 4: attribution methods, faithfulness, sanity check
+    public override IReadOnlyList<InputPort> Inputs => [InputPort.One<SplitFaces>(), InputPort.All<TrainedMember>(), InputPort.Optional<RawFaces>()];
 
     public override object BindSettings(IReadOnlyDictionary<string, object> given, string owner, PlanScope scope)
     {
@@ -84,6 +120,8 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
         var classes = valid.ClassNames;
         var titles = Enumerable.Range(0, images.Count).Select(i => $"id {images.Ids[i]}: {classes[images.Labels[i]]}").ToList();
         var results = new List<MemberExplanations>();
+        // Synthetic faces know where their expression is: the seed renders each face's evidence mask.
+        int? evidenceSeed = ctx.OptionalInput<RawFaces>()?.Metrics.SyntheticSeed;
 
         foreach (var member in chosen)
         {
@@ -105,6 +143,7 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
             FigureFile? saliencyFigure = null, smoothFigure = null, filterFigure = null, outputFigure = null;
             FilterMetrics? filterMetrics = null;
             double? smoothKept = null;
+            SaliencyResult? smoothMaps = null;
 
             var saliency = Saliency.Vanilla(model, x);
             var masking = SaliencyMasking.MaskTop(model, x, saliency, s.KeepFraction);
@@ -130,7 +169,7 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
             }
             if (methods.Contains("smoothgrad"))
             {
-                var smooth = Saliency.SmoothGrad(model, x, s.SmoothgradSamples, 0.15, s.Seed);
+                var smooth = smoothMaps = Saliency.SmoothGrad(model, x, s.SmoothgradSamples, 0.15, s.Seed);
                 maps.Add(await WriteMapsAsync(ctx, $"saliency/{member.Member}_smoothgrad.parquet", smooth, images, "smoothgrad"));
                 var smoothMasking = SaliencyMasking.MaskTop(model, x, smooth, s.KeepFraction);
                 smoothFigure = ctx.Figure($"visualize_{member.Member}_smoothgrad.png");
@@ -168,17 +207,122 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
                 else ctx.Log.Information("Member {Model} has no layer {Layer}: no layer outputs", member.Member, s.OutputLayer);
                 Lap("outputs");
             }
+            var (methodFigures, curves, sanityFigure, methodMetrics, randomMetrics, sanityLayers) = await ExplainMethodsAsync(
+                ctx, s, model, member.Member, x, images, titles, classes, valid.Side, methods, evidenceSeed,
+                new Dictionary<string, SaliencyResult?> { ["saliency"] = saliency, ["gradcam"] = gradCam, ["smoothgrad"] = smoothMaps }
+                    .Where(p => p.Value is not null && methods.Contains(p.Key)).ToDictionary(p => p.Key, p => p.Value!),
+                seconds, maps);
+            lapStart = clock.Elapsed.TotalSeconds;
             ctx.Log.Information("Explained member {Model} on {Images} images in {Seconds:0.0} s ({@MethodSeconds}); masking keeps the prediction for {KeptTop:P0} of images (random masks: {KeptRandom:P0})",
                 member.Member, images.Count, clock.Elapsed.TotalSeconds, seconds.ToDictionary(p => p.Key, p => Math.Round(p.Value, 2)),
                 masking.KeptPredictionRate, random.KeptPredictionRate);
             var metrics = new MemberExplanationMetrics(new MaskingMetrics(s.KeepFraction, masking.KeptPredictionRate, random.KeptPredictionRate),
-                smoothKept, filterMetrics, seconds);
-            results.Add(new MemberExplanations(member.Member, saliencyFigure, smoothFigure, filterFigure, outputFigure, maps, metrics));
+                smoothKept, filterMetrics, seconds) { Methods = methodMetrics, RandomMap = randomMetrics, SanityLayers = sanityLayers };
+            results.Add(new MemberExplanations(member.Member, saliencyFigure, smoothFigure, filterFigure, outputFigure, maps, metrics)
+            { MethodFigures = methodFigures, Curves = curves, Sanity = sanityFigure });
         }
         ctx.Rows["images"] = images.Count;
         ctx.Rows["members"] = chosen.Count;
         return new Explanations(results, new ExplanationMetrics(images.Count, results.ToDictionary(r => r.Member, r => r.Metrics)));
     }
+
+    /// <summary>
+    /// The attribution methods beyond the seed report's: each requested method's maps (reusing those already made),
+    /// their Parquet tensors and figures, the faithfulness curves of every method against random maps, the evidence
+    /// ratio on synthetic faces, and the cascading-randomisation sanity check on the first sanity_images images.
+    /// </summary>
+    private static async Task<(Dictionary<string, FigureFile> Figures, FigureFile? Curves, FigureFile? Sanity, Dictionary<string, MethodMetrics> Metrics,
+        RandomMapMetrics? Random, List<string> SanityLayers)> ExplainMethodsAsync(StageContext ctx, VisualizeSettings s, Fer.Core.Models.FerModel model,
+        string member, torch.Tensor x, FaceSet images, IReadOnlyList<string> titles, IReadOnlyList<string> classes, int side, HashSet<string> methods,
+        int? evidenceSeed, Dictionary<string, SaliencyResult> done, Dictionary<string, double> seconds, List<TensorFile> mapFiles)
+    {
+        var settings = new AttributionSettings
+        {
+            SmoothGradSamples = s.SmoothgradSamples, IgSteps = s.IgSteps, IgBaseline = s.IgBaseline, CamLayer = s.GradcamLayer,
+            OcclusionPatch = Math.Min(s.OcclusionPatch, side), OcclusionStride = s.OcclusionStride, Seed = s.Seed,
+        };
+        var chosen = AttributionMethods.All.Where(m => methods.Contains(m.Name)).ToList();
+        foreach (var m in chosen.Where(m => !m.AppliesTo(model, settings)))
+            ctx.Log.Information("Member {Model} has no layer {Layer}: no {Method}", member, s.GradcamLayer, m.Title);
+        chosen = chosen.Where(m => m.AppliesTo(model, settings)).ToList();
+        var maps = new Dictionary<string, SaliencyResult>();
+        var methodSeconds = new Dictionary<string, double>();
+        foreach (var m in chosen)
+        {
+            ctx.CancellationToken.ThrowIfCancellationRequested();
+            if (done.TryGetValue(m.Name, out var existing)) { maps[m.Name] = existing; methodSeconds[m.Name] = seconds.GetValueOrDefault(m.Name); continue; }
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            maps[m.Name] = m.Explain(model, x, settings);
+            methodSeconds[m.Name] = seconds[m.Name] = watch.Elapsed.TotalSeconds;
+            mapFiles.Add(await WriteMapsAsync(ctx, $"saliency/{member}_{m.Name}.parquet", maps[m.Name], images, m.Name));
+        }
+
+        var metrics = new Dictionary<string, MethodMetrics>();
+        RandomMapMetrics? randomMetrics = null;
+        FigureFile? curves = null, sanityFigure = null;
+        var sanityLayers = new List<string>();
+        var faithfulness = new Dictionary<string, FaithfulnessResult>();
+        if (s.FaithfulnessSteps > 0 && maps.Count > 0)
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var options = new FaithfulnessOptions(Steps: s.FaithfulnessSteps, Seed: s.Seed);
+            foreach (var (name, result) in maps) faithfulness[name] = Faithfulness.Measure(model, x, result, options);
+            var random = Faithfulness.MeasureRandom(model, x, maps.Values.First().TargetClasses, options);
+            randomMetrics = new RandomMapMetrics(random.DeletionAuc, random.InsertionAuc, random.RoadMorfScore, random.RoadLerfScore, random.Score);
+            curves = ctx.Figure($"visualize_{member}_faithfulness.png");
+            ExplanationFigures.SaveFaithfulnessCurves(curves.Path,
+                faithfulness.Select(p => (AttributionMethods.Get(p.Key).Title, p.Value)).ToList(), random, $"{member}, {images.Count} images");
+            seconds["faithfulness"] = clock.Elapsed.TotalSeconds;
+        }
+
+        SanityResult? sanity = null;
+        if (s.SanityLayers > 0 && maps.Count > 0)
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            int k = Math.Min(s.SanityImages, images.Count);
+            var subset = x.narrow(0, 0, k);
+            var trained = maps.ToDictionary(p => p.Key, p => First(p.Value, k));
+            sanity = SanityCheck.CascadingRandomisation(model, subset, chosen, settings, s.SanityLayers, s.Seed, trained);
+            sanityLayers.AddRange(sanity.Steps.Select(st => st.Layer));
+            sanityFigure = ctx.Figure($"visualize_{member}_sanity.png");
+            ExplanationFigures.SaveSanityRows(sanityFigure.Path, Pixels(images).AsSpan(0, side * side).ToArray(), side, sanity,
+                chosen.Select(m => m.Name).ToList(), chosen.Select(m => m.Title).ToList(), 0,
+                $"Sanity check: cascading randomisation of {member}, image {images.Ids[0]}");
+            seconds["sanity"] = clock.Elapsed.TotalSeconds;
+        }
+
+        float[]? evidence = evidenceSeed is { } seed ? SyntheticFaces.EvidenceMasks(images, seed) : null;
+        var figures = new Dictionary<string, FigureFile>();
+        foreach (var m in chosen)
+        {
+            var result = maps[m.Name];
+            double? evidenceRatio = evidence is null ? null : Faithfulness.EvidenceRatio(result, evidence);
+            double? rho = sanity?.FinalCorrelation(m.Name);
+            if (faithfulness.TryGetValue(m.Name, out var f))
+                metrics[m.Name] = new MethodMetrics(m.Title, f.DeletionAuc, f.InsertionAuc, f.RoadMorfScore, f.RoadLerfScore, f.Score, rho,
+                    sanity?.DependsOnModel(m.Name), evidenceRatio, methodSeconds[m.Name]);
+            if (done.ContainsKey(m.Name)) continue; // the seed report's figures already show these
+            var note = f is null ? null
+                : $"deletion AUC {f.DeletionAuc:0.000} (random {randomMetrics!.DeletionAuc:0.000}), insertion AUC {f.InsertionAuc:0.000} ({randomMetrics.InsertionAuc:0.000}),\n" +
+                  $"ROAD MoRF {f.RoadMorfScore:0.000} / LeRF {f.RoadLerfScore:0.000}" + (rho is { } r ? $", rank correlation with a randomised model's maps {r:0.00}" : "") +
+                  (evidenceRatio is { } e ? $", evidence ratio {e:0.00}" : "");
+            var figure = ctx.Figure($"visualize_{member}_{m.Name}.png");
+            ExplanationFigures.SaveMethodGrid(figure.Path, Pixels(images), side, titles.Select(t => t.Replace(": ", " ")).ToList(), result, classes,
+                $"{result.Method}, {member}", note);
+            figures[m.Name] = figure;
+        }
+        foreach (var (name, mm) in metrics)
+            ctx.Log.Information("Method {Method} of {Model}: deletion AUC {DeletionAuc:0.000}, insertion AUC {InsertionAuc:0.000}, ROAD MoRF {RoadMorf:0.000}, LeRF {RoadLerf:0.000}, score {FaithfulnessScore:0.000}, sanity rank correlation {SanityRankCorrelation}, evidence ratio {EvidenceRatio}, {Seconds:0.00} s",
+                name, member, mm.DeletionAuc, mm.InsertionAuc, mm.RoadMorf, mm.RoadLerf, mm.FaithfulnessScore, mm.SanityRankCorrelation, mm.EvidenceRatio, mm.Seconds);
+        if (randomMetrics is not null)
+            ctx.Log.Information("Random maps of {Model}: deletion AUC {DeletionAuc:0.000}, insertion AUC {InsertionAuc:0.000}, ROAD MoRF {RoadMorf:0.000}, LeRF {RoadLerf:0.000}, score {FaithfulnessScore:0.000}",
+                member, randomMetrics.DeletionAuc, randomMetrics.InsertionAuc, randomMetrics.RoadMorf, randomMetrics.RoadLerf, randomMetrics.FaithfulnessScore);
+        return (figures, curves, sanityFigure, metrics, randomMetrics, sanityLayers);
+    }
+
+    /// <summary>The first <paramref name="k"/> maps of a result.</summary>
+    private static SaliencyResult First(SaliencyResult r, int k) =>
+        new(r.Maps.AsSpan(0, k * r.Side * r.Side).ToArray(), r.TargetClasses.Take(k).ToArray(), r.Side) { Method = r.Method };
 
     /// <summary>A method's maps as a Parquet tensor [images, side, side], with the image ids, method and target classes.</summary>
     private static async Task<TensorFile> WriteMapsAsync(StageContext ctx, string relativePath, SaliencyResult maps, FaceSet images, string method)

@@ -79,24 +79,7 @@ public class EvidenceMaskTests : IClassFixture<EvidenceMaskTests.TrainedCnn>
     }
 
 
-    /// <summary>Mean over images of (map mass inside the evidence region / total mass) / (region area / image area).</summary>
-    private static double EvidenceRatio(SaliencyResult maps, float[] evidence)
-    {
-        int p = maps.Side * maps.Side, n = maps.Maps.Length / p;
-        double sum = 0;
-        for (int i = 0; i < n; i++)
-        {
-            double inside = 0, total = 0, area = 0;
-            for (int k = 0; k < p; k++)
-            {
-                total += maps.Maps[i * p + k];
-                inside += maps.Maps[i * p + k] * evidence[i * p + k];
-                area += evidence[i * p + k];
-            }
-            sum += total == 0 ? 0 : inside / total / (area / p);
-        }
-        return sum / n;
-    }
+    private static double EvidenceRatio(SaliencyResult maps, float[] evidence) => Faithfulness.EvidenceRatio(maps, evidence);
 
     [Fact]
     public void SaliencyOfATrainedCnnConcentratesOnTheExpressionAndAnUntrainedOnesDoesNot()
@@ -142,5 +125,114 @@ public class EvidenceMaskTests : IClassFixture<EvidenceMaskTests.TrainedCnn>
         var random = SaliencyMasking.MaskRandom(_fixture.Model, x, 0.3, seed: 5);
         output.WriteLine($"prediction kept: top-30% saliency {top.KeptPredictionRate:0.000}, random 30% {random.KeptPredictionRate:0.000}");
         Assert.True(top.KeptPredictionRate > random.KeptPredictionRate + 0.1, $"top {top.KeptPredictionRate:0.000} random {random.KeptPredictionRate:0.000}");
+    }
+
+    /// <summary>
+    /// Every method of the list beyond the vanilla gradient and Grad-CAM (tested above): its map of the trained CNN
+    /// puts more of its mass on the expression than the untrained CNN's map does. Measured on 60 faces: SmoothGrad
+    /// 2.28 vs 1.04, Integrated Gradients 2.36 vs 1.15, Guided Backprop 2.79 vs 1.11, Guided Grad-CAM 4.00 vs 0.02,
+    /// Occlusion 1.65 vs 0.94. Eigen-CAM, which uses neither gradients nor the class, is taken at the last conv
+    /// block's output (max_pooling2d_2: 1.81 vs 1.30), where pytorch-grad-cam's users apply it: at max_pooling2d_1
+    /// its first principal component is the face's brightness layout (0.90 trained vs 1.22 untrained).
+    /// </summary>
+    [Theory]
+    [InlineData("smoothgrad")]
+    [InlineData("integrated_gradients")]
+    [InlineData("guided_backprop")]
+    [InlineData("guided_gradcam")]
+    [InlineData("occlusion")]
+    [InlineData("eigencam")]
+    public void EveryMethodOfATrainedCnnBeatsTheUntrainedOneOnTheEvidence(string name)
+    {
+        using var scope = torch.NewDisposeScope();
+        var x = _fixture.Valid.ImagesTensor().narrow(0, 0, 60);
+        var evidence = _fixture.Evidence.AsSpan(0, 60 * 48 * 48).ToArray();
+        var method = AttributionMethods.Get(name);
+        var settings = new AttributionSettings { CamLayer = name == "eigencam" ? "max_pooling2d_2" : "max_pooling2d_1", SmoothGradSamples = 8, IgSteps = 32 };
+        double trained = EvidenceRatio(method.Explain(_fixture.Model, x, settings), evidence);
+        double untrained = EvidenceRatio(method.Explain(_fixture.Untrained, x, settings), evidence);
+        output.WriteLine($"{name} evidence ratio: trained {trained:0.00}, untrained {untrained:0.00}");
+        Assert.True(trained > untrained + 0.2, $"{name}: trained {trained:0.00} vs untrained {untrained:0.00}");
+    }
+
+    /// <summary>Completeness on the trained CNN, as Captum checks it: at 64 steps the attributions of each image sum
+    /// to its logit minus the baseline's within 1% (for images whose logit moves by at least 1).</summary>
+    [Theory]
+    [InlineData(IgBaseline.Black)]
+    [InlineData(IgBaseline.Mean)]
+    [InlineData(IgBaseline.Blurred)]
+    public void IntegratedGradientsOfTheTrainedCnnAreCompleteWithinOnePercentAt64Steps(IgBaseline baseline)
+    {
+        using var scope = torch.NewDisposeScope();
+        var x = _fixture.Valid.ImagesTensor().narrow(0, 0, 24);
+        var result = Attributions.IntegratedGradientsRaw(_fixture.Model, x, steps: 64, baseline);
+        var moving = Enumerable.Range(0, result.Count).Where(i => Math.Abs(result.ImageScore[i] - result.BaselineScore[i]) >= 1).ToArray();
+        double worst = moving.Max(result.CompletenessError), mean = moving.Average(result.CompletenessError);
+        output.WriteLine($"{baseline}: {moving.Length} of {result.Count} images move the logit by >= 1; completeness error mean {mean:P3}, worst {worst:P3}");
+        Assert.True(moving.Length >= result.Count / 2, $"only {moving.Length} images move the logit");
+        Assert.True(worst < 0.01, $"worst completeness error {worst:P3}");
+    }
+
+    /// <summary>
+    /// On real photographs (scikit-image's astronaut and camera man, 10 grey 48x48 crops) the CNN trained on synthetic
+    /// faces is off its data, yet Integrated Gradients stays complete, and the maps of the methods that measure the
+    /// model directly (occlusion, Integrated Gradients, the vanilla gradient) delete the explained class faster than
+    /// random maps and hurt it more removed most-relevant-first than least-relevant-first under ROAD.
+    /// </summary>
+    [SkippableFact]
+    public void OnRealPhotographsTheMapsBeatRandomMapsAndIntegratedGradientsStayComplete()
+    {
+        var pixels = RealImages.Crops(out int count);
+        using var scope = torch.NewDisposeScope();
+        var x = torch.tensor(pixels, [count, 1, 48, 48]);
+        var ig = Attributions.IntegratedGradientsRaw(_fixture.Model, x, 64, IgBaseline.Blurred);
+        var moving = Enumerable.Range(0, count).Where(i => Math.Abs(ig.ImageScore[i] - ig.BaselineScore[i]) >= 1).ToArray();
+        double worst = moving.Length == 0 ? double.NaN : moving.Max(ig.CompletenessError);
+        output.WriteLine($"real photographs: {moving.Length} of {count} move the logit by >= 1 from the blurred baseline; worst completeness error {worst:P3}");
+        Assert.True(moving.Length >= 3 && worst < 0.01, $"{moving.Length} moving images, worst error {worst:P3}");
+
+        var options = new FaithfulnessOptions(Steps: 10, Seed: 3);
+        var targets = ig.TargetClasses;
+        var random = Faithfulness.MeasureRandom(_fixture.Model, x, targets, options);
+        output.WriteLine($"  random map: deletion {random.DeletionAuc:0.000}, insertion {random.InsertionAuc:0.000}, MoRF {random.RoadMorfScore:0.000}, LeRF {random.RoadLerfScore:0.000}");
+        foreach (var name in new[] { "occlusion", "integrated_gradients", "saliency" })
+        {
+            var maps = AttributionMethods.Get(name).Explain(_fixture.Model, x, new AttributionSettings { CamLayer = "max_pooling2d_1" }, targets);
+            var f = Faithfulness.Measure(_fixture.Model, x, maps, options);
+            output.WriteLine($"  {name}: deletion {f.DeletionAuc:0.000}, insertion {f.InsertionAuc:0.000}, MoRF {f.RoadMorfScore:0.000}, LeRF {f.RoadLerfScore:0.000}, score {f.Score:0.000}");
+            Assert.True(f.DeletionAuc < random.DeletionAuc, $"{name}: deletion {f.DeletionAuc:0.000} vs random {random.DeletionAuc:0.000}");
+            Assert.True(f.RoadMorfScore < f.RoadLerfScore, $"{name}: MoRF {f.RoadMorfScore:0.000} vs LeRF {f.RoadLerfScore:0.000}");
+            Assert.True(f.Score > random.Score, $"{name}: score {f.Score:0.000} vs random {random.Score:0.000}");
+        }
+    }
+
+    /// <summary>ROAD's reason to exist, on real photographs: its linear imputer fills removed pixels far closer to the
+    /// truth than the image mean does (half the pixels removed at random).</summary>
+    [SkippableFact]
+    public void OnRealPhotographsTheRoadImputerFillsCloserToTheTruthThanTheMean()
+    {
+        var pixels = RealImages.Crops(out int count);
+        double imputed = 0, mean = 0;
+        int removedCount = 0;
+        for (int i = 0; i < count; i++)
+        {
+            var image = pixels.AsSpan(i * 2304, 2304).ToArray();
+            var random = new Random(i);
+            var removed = Enumerable.Range(0, 2304).Select(_ => random.NextDouble() < 0.5).ToArray();
+            var filled = (float[])image.Clone();
+            Faithfulness.ImputeNoisyLinear(filled, 48, removed, noise: 0.01, new Random(100 + i));
+            float fill = image.Average();
+            for (int p = 0; p < 2304; p++)
+            {
+                if (!removed[p]) continue;
+                imputed += Math.Abs(filled[p] - image[p]);
+                mean += Math.Abs(fill - image[p]);
+                removedCount++;
+            }
+        }
+        imputed /= removedCount;
+        mean /= removedCount;
+        output.WriteLine($"real photographs, half the pixels removed: mean absolute error {imputed:0.0000} imputed vs {mean:0.0000} mean fill");
+        Assert.True(imputed < 0.5 * mean, $"imputer {imputed:0.0000} vs mean fill {mean:0.0000}");
     }
 }

@@ -23,7 +23,15 @@ public class FlowEndToEndTests
         // Every saliency method's maps are cached as Parquet tensors [images, side, side] with their ids and method.
         var maps = Directory.EnumerateFiles(Path.Combine(flow.Artifacts, "cache", "visualize"), "*.parquet", SearchOption.AllDirectories)
             .ToDictionary(p => Path.GetFileName(p), p => Fer.Core.Storage.ParquetTensorStore.ReadTensorAsync(p).GetAwaiter().GetResult());
-        Assert.Equal(["cnn.parquet", "cnn_gradcam.parquet", "cnn_smoothgrad.parquet"], maps.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(["cnn.parquet", "cnn_eigencam.parquet", "cnn_gradcam.parquet", "cnn_guided_backprop.parquet", "cnn_guided_gradcam.parquet",
+            "cnn_integrated_gradients.parquet", "cnn_occlusion.parquet", "cnn_smoothgrad.parquet"], maps.Keys.Order(StringComparer.Ordinal));
+        // Every attribution method has its faithfulness and sanity numbers in metrics.json, and its figures are drawn.
+        var explained = Fer.Flow.Pipeline.RunRecord.TryRead(run)!.MetricsOf<Fer.Flow.Stages.ExplanationMetrics>().Single().Metrics.Members["cnn"];
+        Assert.Equal(Fer.Core.Explain.AttributionMethods.Names.Order(StringComparer.Ordinal), explained.Methods.Keys.Order(StringComparer.Ordinal));
+        Assert.All(explained.Methods.Values, m => Assert.True(m.SanityRankCorrelation is not null && m.EvidenceRatio is not null && m.DeletionAuc is >= 0 and <= 1));
+        Assert.NotNull(explained.RandomMap);
+        foreach (var figure in new[] { "integrated_gradients", "guided_gradcam", "occlusion", "faithfulness", "sanity" })
+            Assert.True(File.Exists(Path.Combine(run, "figures", $"visualize_cnn_{figure}.png")), figure);
         Assert.All(maps.Values, t => Assert.Equal(3, t.Shape.Length));
         Assert.Equal("smoothgrad", maps["cnn_smoothgrad.parquet"].Metadata["method"]);
         Assert.Equal(maps["cnn.parquet"].Metadata["ids"], maps["cnn_gradcam.parquet"].Metadata["ids"]);
@@ -84,6 +92,8 @@ public class FlowEndToEndTests
         var html = File.ReadAllText(path);
         foreach (var section in new[] { "cnn", "dnn", "confusion", "saliency", "filters", "ensemble", "leak", "facts" })
             Assert.Contains($"<section id=\"{section}\">", html);
+        Assert.Contains("which map to believe", html); // the faithfulness ranking table and its sentence
+        Assert.Contains("beat random maps", html);
         var images = System.Text.RegularExpressions.Regex.Matches(html, "src=\"data:image/png;base64,([^\"]+)\"");
         Assert.True(images.Count >= 8, $"only {images.Count} figures");
         foreach (System.Text.RegularExpressions.Match image in images)

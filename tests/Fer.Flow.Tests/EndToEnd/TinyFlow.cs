@@ -26,7 +26,8 @@ public sealed class TinyFlow : IDisposable
                 train [ model "cnn" "seed-cnn" [ "epochs" => 2; "batch_size" => 64; "seed" => seed ]
                         model "dnn" "seed-dnn" [ "epochs" => 2; "batch_size" => 64; "seed" => seed ] ] []
                 predict [ "flip_tta" => true ]
-                visualize [ "members" => "cnn"; "ascent_steps" => 8; "max_filters" => 8; "smoothgrad_samples" => 4 ]
+                visualize [ "members" => "cnn"; "ascent_steps" => 8; "max_filters" => 8; "smoothgrad_samples" => 4; "ig_steps" => 4
+                            "occlusion_stride" => 12; "faithfulness_steps" => 2; "sanity_layers" => 1 ]
                 {{extraStages ?? "report []"}}
             ]
             """);
