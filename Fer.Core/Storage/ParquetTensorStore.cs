@@ -159,7 +159,7 @@ public static class ParquetTensorStore
     public static Task<IReadOnlyDictionary<string, string>> ReadMetadataAsync(string path, CancellationToken ct = default) =>
         ReadAsync<IReadOnlyDictionary<string, string>>(path, (_, meta) => Task.FromResult<IReadOnlyDictionary<string, string>>(meta), ct);
 
-    private static void Expect(string path, Dictionary<string, string> meta, string format)
+    internal static void Expect(string path, Dictionary<string, string> meta, string format)
     {
         if (meta.GetValueOrDefault(FormatKey) != format)
             throw new InvalidDataException($"{path}: not a Fer {(format == FacesFormat ? "face set" : "tensor")} file (format '{meta.GetValueOrDefault(FormatKey) ?? "none"}')");
@@ -189,7 +189,7 @@ public static class ParquetTensorStore
         }
     }
 
-    private static async Task<T> ReadAsync<T>(string path, Func<ParquetReader, Dictionary<string, string>, Task<T>> read, CancellationToken ct)
+    internal static async Task<T> ReadAsync<T>(string path, Func<ParquetReader, Dictionary<string, string>, Task<T>> read, CancellationToken ct)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: file not found", path);
         try

@@ -63,6 +63,42 @@ public static class PredictionTable
         }, ct);
     }
 
+    /// <summary>Reads a table written by <see cref="WriteAsync"/>: its class names and its splits in file order.</summary>
+    public static async Task<(IReadOnlyList<string> ClassNames, IReadOnlyList<PredictionSplit> Splits)> ReadAsync(string path, CancellationToken ct = default) =>
+        await ParquetTensorStore.ReadAsync(path, async (reader, meta) =>
+        {
+            if (meta.GetValueOrDefault(ParquetTensorStore.FormatKey) != Format)
+                throw new InvalidDataException($"{path}: not a Fer predictions table (format '{meta.GetValueOrDefault(ParquetTensorStore.FormatKey) ?? "none"}')");
+            var classNames = JsonSerializer.Deserialize<string[]>(meta.GetValueOrDefault("fer.class_names", "null"))
+                ?? throw new InvalidDataException($"{path}: no class names");
+            var fields = reader.Schema.DataFields;
+            DataField Field(string name) => fields.FirstOrDefault(f => f.Name == name)
+                ?? throw new InvalidDataException($"{path}: column '{name}' is missing");
+            var columns = ProbabilityColumns(classNames);
+            var order = new List<string>();
+            var bySplit = new Dictionary<string, (List<long> Ids, List<int> Labels, List<float> P)>();
+            for (int g = 0; g < reader.RowGroupCount; g++)
+            {
+                using var rg = reader.OpenRowGroupReader(g);
+                int n = checked((int)rg.RowCount);
+                var id = new long[n]; await rg.ReadAsync<long>(Field("id"), id.AsMemory(), null, ct);
+                var split = new string?[n]; await rg.ReadAsync(Field("split"), split.AsMemory(), null, ct);
+                var label = new string?[n]; await rg.ReadAsync(Field("label"), label.AsMemory(), null, ct);
+                var p = new float[columns.Count][];
+                for (int k = 0; k < columns.Count; k++) { p[k] = new float[n]; await rg.ReadAsync<float>(Field(columns[k]), p[k].AsMemory(), null, ct); }
+                for (int i = 0; i < n; i++)
+                {
+                    var name = split[i] ?? throw new InvalidDataException($"{path}: row {i} has no split");
+                    if (!bySplit.TryGetValue(name, out var rows)) { bySplit[name] = rows = ([], [], []); order.Add(name); }
+                    rows.Ids.Add(id[i]);
+                    rows.Labels.Add(label[i] is { } l ? Array.IndexOf(classNames, l) : -1);
+                    for (int k = 0; k < columns.Count; k++) rows.P.Add(p[k][i]);
+                }
+            }
+            IReadOnlyList<PredictionSplit> splits = [.. order.Select(s => new PredictionSplit(s, bySplit[s].Ids, bySplit[s].Labels, [.. bySplit[s].P]))];
+            return ((IReadOnlyList<string>)classNames, splits);
+        }, ct);
+
     private static IEnumerable<string> ArgMaxNames(float[] p, IReadOnlyList<string> classNames)
     {
         int c = classNames.Count;

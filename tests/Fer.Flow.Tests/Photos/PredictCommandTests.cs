@@ -141,14 +141,15 @@ public sealed partial class PhotoCommandTests(TrainedRunFixture run) : IClassFix
         var rows = ReadCsv(Path.Combine(dir["out"], "faces.csv"));
         Assert.Equal(n, rows.Count);
 
-        var expected = await Fer.Core.Storage.ParquetTensorStore.ReadTensorAsync(Path.Combine(run.RunDir, "probabilities.parquet"));
-        Assert.Equal("test", expected.Metadata["set"]);
+        var (_, splits) = await Fer.Core.Storage.PredictionTable.ReadAsync(Path.Combine(run.RunDir, "probabilities.parquet"));
+        var expected = splits.Single(s => s.Split == "test");
+        Assert.Equal(test.Ids.Take(n), expected.Ids.Take(n));
         for (int i = 0; i < n; i++)
         {
             Assert.Equal(Path.Combine(dir["crops"], $"t{i:000}.png"), rows[i]["file"]);
             Assert.Equal(("0", "0", "48", "48"), (rows[i]["x"], rows[i]["y"], rows[i]["w"], rows[i]["h"]));
             for (int k = 0; k < Classes.Length; k++)
-                Assert.InRange(Math.Abs(expected.Data[i * Classes.Length + k] - double.Parse(rows[i][Classes[k]], System.Globalization.CultureInfo.InvariantCulture)), 0, 2e-6); // the CSV has 6 decimals
+                Assert.InRange(Math.Abs(expected.Probabilities[i * Classes.Length + k] - double.Parse(rows[i][Classes[k]], System.Globalization.CultureInfo.InvariantCulture)), 0, 2e-6); // the CSV has 6 decimals
         }
     }
 
