@@ -102,25 +102,14 @@ internal static class ExplainSupport
     }
 
     /// <summary>Softmax probability of each image's target class, in batches of <paramref name="batch"/> rows, no grad.</summary>
-    public static float[] TargetProbabilities(FerModel model, Tensor images, int[] targets, int batch = 256)
-    {
-        int count = (int)images.shape[0];
-        var result = new float[count];
-        var device = ModelDevice(model);
-        for (int start = 0; start < count; start += batch)
-        {
-            using var scope = torch.NewDisposeScope();
-            using var noGrad = torch.no_grad();
-            int n = Math.Min(batch, count - start);
-            var probabilities = torch.nn.functional.softmax(model.call(images.narrow(0, start, n).to(device)), 1);
-            var index = torch.tensor(targets.AsSpan(start, n).ToArray().Select(t => (long)t).ToArray(), device: device).unsqueeze(1);
-            ToFloats(probabilities.gather(1, index).squeeze(1)).CopyTo(result, start);
-        }
-        return result;
-    }
+    public static float[] TargetProbabilities(FerModel model, Tensor images, int[] targets, int batch = 256) =>
+        TargetScores(model, images, targets, batch, probabilities: true);
 
     /// <summary>The target logit of each image, in batches, no grad.</summary>
-    public static float[] TargetLogits(FerModel model, Tensor images, int[] targets, int batch = 256)
+    public static float[] TargetLogits(FerModel model, Tensor images, int[] targets, int batch = 256) =>
+        TargetScores(model, images, targets, batch, probabilities: false);
+
+    private static float[] TargetScores(FerModel model, Tensor images, int[] targets, int batch, bool probabilities)
     {
         int count = (int)images.shape[0];
         var result = new float[count];
@@ -130,9 +119,10 @@ internal static class ExplainSupport
             using var scope = torch.NewDisposeScope();
             using var noGrad = torch.no_grad();
             int n = Math.Min(batch, count - start);
-            var logits = model.call(images.narrow(0, start, n).to(device));
+            var scores = model.call(images.narrow(0, start, n).to(device));
+            if (probabilities) scores = torch.nn.functional.softmax(scores, 1);
             var index = torch.tensor(targets.AsSpan(start, n).ToArray().Select(t => (long)t).ToArray(), device: device).unsqueeze(1);
-            ToFloats(logits.gather(1, index).squeeze(1)).CopyTo(result, start);
+            ToFloats(scores.gather(1, index).squeeze(1)).CopyTo(result, start);
         }
         return result;
     }
