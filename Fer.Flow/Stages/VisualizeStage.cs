@@ -122,6 +122,7 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
         var results = new List<MemberExplanations>();
         // Synthetic faces know where their expression is: the seed renders each face's evidence mask.
         int? evidenceSeed = ctx.OptionalInput<RawFaces>()?.Metrics.SyntheticSeed;
+        var pixels = Pixels(images); // 0..1, for every figure of every member
 
         foreach (var member in chosen)
         {
@@ -165,7 +166,7 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
             if (methods.Contains("saliency"))
             {
                 saliencyFigure = ctx.Figure($"visualize_{member.Member}_saliency.png");
-                ExplanationFigures.SaveSaliencyRows(saliencyFigure.Path, Pixels(images), valid.Side, titles, saliency, masking, gradCam, classes);
+                ExplanationFigures.SaveSaliencyRows(saliencyFigure.Path, pixels, valid.Side, titles, saliency, masking, gradCam, classes);
             }
             if (methods.Contains("smoothgrad"))
             {
@@ -173,7 +174,7 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
                 maps.Add(await WriteMapsAsync(ctx, $"saliency/{member.Member}_smoothgrad.parquet", smooth, images, "smoothgrad"));
                 var smoothMasking = SaliencyMasking.MaskTop(model, x, smooth, s.KeepFraction);
                 smoothFigure = ctx.Figure($"visualize_{member.Member}_smoothgrad.png");
-                ExplanationFigures.SaveSaliencyRows(smoothFigure.Path, Pixels(images), valid.Side, titles, smooth, smoothMasking, gradCam, classes);
+                ExplanationFigures.SaveSaliencyRows(smoothFigure.Path, pixels, valid.Side, titles, smooth, smoothMasking, gradCam, classes);
                 smoothKept = smoothMasking.KeptPredictionRate;
                 Lap("smoothgrad");
             }
@@ -208,7 +209,7 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
                 Lap("outputs");
             }
             var (methodFigures, curves, sanityFigure, methodMetrics, randomMetrics, sanityLayers) = await ExplainMethodsAsync(
-                ctx, s, model, member.Member, x, images, titles, classes, valid.Side, methods, evidenceSeed,
+                ctx, s, model, member.Member, x, images, pixels, titles, classes, valid.Side, methods, evidenceSeed,
                 new Dictionary<string, SaliencyResult?> { ["saliency"] = saliency, ["gradcam"] = gradCam, ["smoothgrad"] = smoothMaps }
                     .Where(p => p.Value is not null && methods.Contains(p.Key)).ToDictionary(p => p.Key, p => p.Value!),
                 seconds, maps);
@@ -233,7 +234,7 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
     /// </summary>
     private static async Task<(Dictionary<string, FigureFile> Figures, FigureFile? Curves, FigureFile? Sanity, Dictionary<string, MethodMetrics> Metrics,
         RandomMapMetrics? Random, List<string> SanityLayers)> ExplainMethodsAsync(StageContext ctx, VisualizeSettings s, Fer.Core.Models.FerModel model,
-        string member, torch.Tensor x, FaceSet images, IReadOnlyList<string> titles, IReadOnlyList<string> classes, int side, HashSet<string> methods,
+        string member, torch.Tensor x, FaceSet images, float[] pixels, IReadOnlyList<string> titles, IReadOnlyList<string> classes, int side, HashSet<string> methods,
         int? evidenceSeed, Dictionary<string, SaliencyResult> done, Dictionary<string, double> seconds, List<TensorFile> mapFiles)
     {
         var settings = new AttributionSettings
@@ -285,7 +286,7 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
             sanity = SanityCheck.CascadingRandomisation(model, subset, chosen, settings, s.SanityLayers, s.Seed, trained);
             sanityLayers.AddRange(sanity.Steps.Select(st => st.Layer));
             sanityFigure = ctx.Figure($"visualize_{member}_sanity.png");
-            ExplanationFigures.SaveSanityRows(sanityFigure.Path, Pixels(images).AsSpan(0, side * side).ToArray(), side, sanity,
+            ExplanationFigures.SaveSanityRows(sanityFigure.Path, pixels.AsSpan(0, side * side).ToArray(), side, sanity,
                 chosen.Select(m => m.Name).ToList(), chosen.Select(m => m.Title).ToList(), 0,
                 $"Sanity check: cascading randomisation of {member}, image {images.Ids[0]}");
             seconds["sanity"] = clock.Elapsed.TotalSeconds;
@@ -307,7 +308,7 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
                   $"ROAD MoRF {f.RoadMorfScore:0.000} / LeRF {f.RoadLerfScore:0.000}" + (rho is { } r ? $", rank correlation with a randomised model's maps {r:0.00}" : "") +
                   (evidenceRatio is { } e ? $", evidence ratio {e:0.00}" : "");
             var figure = ctx.Figure($"visualize_{member}_{m.Name}.png");
-            ExplanationFigures.SaveMethodGrid(figure.Path, Pixels(images), side, titles.Select(t => t.Replace(": ", " ")).ToList(), result, classes,
+            ExplanationFigures.SaveMethodGrid(figure.Path, pixels, side, titles.Select(t => t.Replace(": ", " ")).ToList(), result, classes,
                 $"{result.Method}, {member}", note);
             figures[m.Name] = figure;
         }
