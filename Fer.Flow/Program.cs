@@ -6,6 +6,12 @@ using Fer.Flow.Pipeline;
 Fer.Core.TorchRuntime.Configure();
 
 var artifactsOption = new Option<string>("--artifacts") { Description = "Artifacts folder (cache and runs)", DefaultValueFactory = _ => "artifacts" };
+// Checked where the option is defined, so that every command taking it (run, stages, runs, logs, predict, export,
+// compare) refuses an empty or NUL-holding folder as a parse error: one line, exit 2.
+artifactsOption.Validators.Add(result =>
+{
+    if (FlowCommand.ArtifactsProblem(result.GetValueOrDefault<string>()) is { } bad) result.AddError(bad);
+});
 var setOption = new Option<string[]>("--set") { Description = "Set a flow parameter or stage setting: name=value, stage.name=value, train.member.name=value", AllowMultipleArgumentsPerToken = false };
 var fromOption = new Option<string?>("--from") { Description = "Recompute this stage and every stage after it" };
 var onlyOption = new Option<string?>("--only") { Description = "Run this stage alone from cached inputs" };

@@ -45,7 +45,7 @@ public static class AuditCommands
 
     public static int ListRuns(string artifacts, string? produced, TextWriter stdout, TextWriter stderr, bool json = false)
     {
-        if (string.IsNullOrWhiteSpace(artifacts)) { stderr.WriteLine("error: --artifacts: give a folder (it is empty)"); return ExitCodes.BadInput; }
+        if (FlowCommand.ArtifactsProblem(artifacts) is { } bad) { stderr.WriteLine($"error: {bad}"); return ExitCodes.BadInput; }
         var runs = RunCatalog.List(artifacts);
         if (produced is not null)
         {

@@ -146,11 +146,16 @@ public static class FlowCommand
         };
     }
 
+    /// <summary>What is wrong with an --artifacts value, or null; every command that takes the option checks it.</summary>
+    internal static string? ArtifactsProblem(string? artifacts) =>
+        string.IsNullOrWhiteSpace(artifacts) ? "--artifacts: give a folder (it is empty)"
+        : artifacts.Contains('\0') ? "--artifacts: the folder name holds a NUL character"
+        : null;
+
     /// <summary>What is wrong with the options themselves (checked before anything is read), or null.</summary>
     internal static string? CheckOptions(FlowRequest r)
     {
-        if (string.IsNullOrWhiteSpace(r.Artifacts)) return "--artifacts: give a folder (it is empty)";
-        if (r.Artifacts.Contains('\0')) return "--artifacts: the folder name holds a NUL character";
+        if (ArtifactsProblem(r.Artifacts) is { } artifacts) return artifacts;
         if (!double.IsFinite(r.WaitSeconds) || r.WaitSeconds < 0 || r.WaitSeconds > MaxWaitSeconds)
             return $"--wait {r.WaitSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture)}: give seconds from 0 to {MaxWaitSeconds}";
         if (r.Parallel < 1) return $"--parallel {r.Parallel}: give 1 or more nodes at once";
