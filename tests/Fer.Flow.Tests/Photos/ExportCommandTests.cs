@@ -62,9 +62,20 @@ public sealed partial class PhotoCommandTests
             using var a = original.call(x);
             using var b = fresh.call(x);
             Assert.Equal(original.InputNormalization, fresh.InputNormalization);
-            Assert.Equal(a.data<float>().ToArray(), b.data<float>().ToArray()); // bit for bit
+            // The round trip itself is exact: every tensor of the state_dict comes back bit for bit.
+            var before = original.state_dict();
+            var after = fresh.state_dict();
+            Assert.Equal(before.Keys.Order(), after.Keys.Order());
+            foreach (var (key, tensor) in before)
+            {
+                Assert.Equal(tensor.shape, after[key].shape);
+                Assert.True(tensor.to(torch.CPU).eq(after[key].to(torch.CPU)).all().item<bool>(), $"{name}: {key} differs after the round trip");
+            }
+            // Logits of separate forward passes may differ in the last bits (oneDNN's kernels depend on buffer
+            // alignment and threads; seen on a fresh clone: 4 ulp at 0.0048), so they are compared to 1e-6.
+            AssertClose(a.data<float>().ToArray(), b.data<float>().ToArray());
             var probeLogits = probe.GetProperty("logits").GetProperty(name).EnumerateArray().SelectMany(r => r.EnumerateArray().Select(v => v.GetSingle())).ToArray();
-            Assert.Equal(a.data<float>().ToArray(), probeLogits);
+            AssertClose(a.data<float>().ToArray(), probeLogits);
             Assert.Equal(fresh.Layers.Select(l => l.Name), member.GetProperty("layers").EnumerateArray().Select(l => l.GetProperty("name").GetString()));
         }
 
@@ -94,6 +105,13 @@ public sealed partial class PhotoCommandTests
         Assert.Contains("cnn: max abs logit difference", stdout.Result);
         Assert.Contains("dnn: max abs logit difference", stdout.Result);
         Console.WriteLine(stdout.Result);
+    }
+
+    private static void AssertClose(float[] expected, float[] actual)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-6f * Math.Max(1f, Math.Abs(expected[i])), $"logit {i}: {expected[i]} vs {actual[i]}");
     }
 
     private sealed class DisposableEnsemble(RunEnsemble value) : IDisposable
