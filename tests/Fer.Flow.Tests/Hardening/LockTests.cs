@@ -34,8 +34,12 @@ public class LockTests
         {
             while (!stop.IsCancellationRequested) { RunCatalog.IsLocked(dir.Path); Interlocked.Increment(ref probes); }
         });
+        // The prober runs on the thread pool, which a busy test run may start late: overlap the two for sure, at
+        // least 3,000 acquisitions and until the prober has run 100 times (bounded, so a stuck prober still fails).
+        SpinWait.SpinUntil(() => Interlocked.Read(ref probes) > 0, TimeSpan.FromSeconds(30));
         int busy = 0;
-        for (int i = 0; i < 3000; i++)
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        for (int i = 0; i < 3000 || (Interlocked.Read(ref probes) <= 100 && DateTime.UtcNow < deadline); i++)
         {
             try { ArtifactsLock.Acquire(dir.Path, "run", TimeSpan.Zero).Dispose(); }
             catch (ArtifactsBusyException) { busy++; }
