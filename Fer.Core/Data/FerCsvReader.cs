@@ -10,7 +10,15 @@ public enum OnBadRow { Fail, Skip }
 
 /// <param name="ClassNames">Label names in label order; null: the 7 FER2013 emotions.</param>
 /// <param name="MaxDegreeOfParallelism">Parser threads; 0: one per core.</param>
-public sealed record FerCsvReadOptions(OnBadRow OnBadRow = OnBadRow.Fail, IReadOnlyList<string>? ClassNames = null, int MaxDegreeOfParallelism = 0);
+/// <param name="Progress">Told after each parsed block of rows, in file order (from one thread at a time).</param>
+public sealed record FerCsvReadOptions(OnBadRow OnBadRow = OnBadRow.Fail, IReadOnlyList<string>? ClassNames = null, int MaxDegreeOfParallelism = 0,
+    IProgress<CsvReadProgress>? Progress = null);
+
+/// <summary>How far a read has got: data rows parsed of all, and the bytes of the file they span.</summary>
+public sealed record CsvReadProgress(string Path, long RowsParsed, long Rows, long BytesParsed, long Bytes, TimeSpan Elapsed)
+{
+    public double MegabytesPerSecond => Elapsed > TimeSpan.Zero ? BytesParsed / 1e6 / Elapsed.TotalSeconds : 0;
+}
 
 public sealed record SkippedRow(long Line, string Problem);
 
@@ -113,6 +121,7 @@ public static class FerCsvReader
 
     private static FerCsvReadResult Read(string path, FileBytes file, FerCsvReadOptions options, CancellationToken ct)
     {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var classes = options.ClassNames ?? FaceSet.Fer2013Classes;
         var bytes = file.Span;
         int start = bytes.Length >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0;
@@ -184,9 +193,16 @@ public static class FerCsvReader
         var byProblem = new Dictionary<string, long>(StringComparer.Ordinal);
         long errorCount = 0;
         var kindOf = new Dictionary<string, string>(StringComparer.Ordinal); // the same message recurs in a bad file
-        void Collect(List<SkippedRow> chunk)
+        long rowsParsed = 0, fileLength = bytes.Length;
+        void Collect((int Rows, List<SkippedRow> Errors) chunk)
         {
-            foreach (var error in chunk)
+            rowsParsed += chunk.Rows;
+            if (options.Progress is { } progress)
+            {
+                long bytesParsed = rowsParsed < total ? lineStarts[dataLines[(int)rowsParsed]] : fileLength;
+                progress.Report(new CsvReadProgress(path, rowsParsed, total, bytesParsed, fileLength, clock.Elapsed));
+            }
+            foreach (var error in chunk.Errors)
             {
                 errorCount++;
                 if (firstErrors.Count < KeptSkippedRows) firstErrors.Add(error);
@@ -198,7 +214,7 @@ public static class FerCsvReader
                 byProblem[key] = byProblem.GetValueOrDefault(key) + 1;
             }
         }
-        var parse = new TransformBlock<(int From, int To), List<SkippedRow>>(range => parser.Parse(range.From, range.To),
+        var parse = new TransformBlock<(int From, int To), (int Rows, List<SkippedRow> Errors)>(range => (range.To - range.From, parser.Parse(range.From, range.To)),
             new ExecutionDataflowBlockOptions
             {
                 MaxDegreeOfParallelism = options.MaxDegreeOfParallelism > 0 ? options.MaxDegreeOfParallelism : Environment.ProcessorCount,
@@ -206,7 +222,7 @@ public static class FerCsvReader
                 EnsureOrdered = true,
                 CancellationToken = ct,
             });
-        var collect = new ActionBlock<List<SkippedRow>>(Collect, new ExecutionDataflowBlockOptions { CancellationToken = ct, BoundedCapacity = 4 * Environment.ProcessorCount });
+        var collect = new ActionBlock<(int Rows, List<SkippedRow> Errors)>(Collect, new ExecutionDataflowBlockOptions { CancellationToken = ct, BoundedCapacity = 4 * Environment.ProcessorCount });
         parse.LinkTo(collect, new DataflowLinkOptions { PropagateCompletion = true });
         try
         {

@@ -101,7 +101,8 @@ public static class FlowCommand
             {
                 RunId = runId, RunDir = runDir, ArtifactsDir = artifacts, Flow = flow, Cache = cache, InputHasher = hasher,
                 Device = device, Log = log, CancellationToken = ct, Parallel = request.Parallel,
-                Interactive = request.Console && !System.Console.IsOutputRedirected,
+                Progress = !request.Console ? ProgressDisplay.Silent()
+                    : System.Console.IsOutputRedirected ? ProgressDisplay.Plain(System.Console.Out) : ProgressDisplay.Live(),
             };
             runner = new FlowRunner(context);
             await runner.RunAsync(plan, request.Mode, request.Target);

@@ -25,9 +25,9 @@ public static class RunLog
         {
             // No {Exception}: the console gets one line per event; stack traces go to log.clef only.
             const string template = "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}";
-            // While the live training display runs, console lines are printed above it through Spectre.Console.
+            // While the live progress display runs, console lines are printed above it through Spectre.Console.
             config = config
-                .WriteTo.Logger(c => c.Filter.ByExcluding(_ => Fer.Flow.Stages.LiveTrainingDisplay.Active)
+                .WriteTo.Logger(c => c.Filter.ByExcluding(_ => Fer.Flow.Pipeline.LiveProgress.Active)
                     .WriteTo.Console(restrictedToMinimumLevel: consoleLevel, outputTemplate: template, standardErrorFromLevel: LogEventLevel.Error))
                 .WriteTo.Sink(new AboveLiveDisplaySink(new MessageTemplateTextFormatter(template)), consoleLevel);
         }
@@ -38,10 +38,10 @@ public static class RunLog
     {
         public void Emit(LogEvent e)
         {
-            if (!Fer.Flow.Stages.LiveTrainingDisplay.Active) return;
+            if (!Fer.Flow.Pipeline.LiveProgress.Active) return;
             var text = new StringWriter();
             formatter.Format(e, text);
-            Fer.Flow.Stages.LiveTrainingDisplay.WriteAbove(text.ToString());
+            Fer.Flow.Pipeline.LiveProgress.WriteAbove(text.ToString());
         }
     }
 }

@@ -16,8 +16,8 @@ public sealed class RunContext
     public required torch.Device Device { get; init; }
     public required ILogger Log { get; init; }
     public CancellationToken CancellationToken { get; init; }
-    /// <summary>True when progress can be drawn live (stdout is a terminal).</summary>
-    public bool Interactive { get; init; }
+    /// <summary>Where training, reading and explaining report progress: live on a terminal, plain lines otherwise.</summary>
+    public ProgressDisplay Progress { get; init; } = ProgressDisplay.Silent();
     /// <summary>How many nodes may compute at once.</summary>
     public int Parallel { get; init; } = 1;
     /// <summary>The nodes finished so far in this run, in the order they finished.</summary>

@@ -87,7 +87,17 @@ public sealed class IngestStage : Stage<IngestSettings, RawFaces>
 
     private static FaceSet Read(StageContext ctx, string path, FerCsvReadOptions options)
     {
-        var result = FerCsvReader.Read(path, options, ctx.CancellationToken);
+        FerCsvReadResult result;
+        using (var row = ctx.Run.Progress.Start($"ingest {Path.GetFileName(path)}"))
+        {
+            var progress = new InlineProgress<CsvReadProgress>(p =>
+            {
+                if (row.Report($"ingest {Path.GetFileName(path)}: {p.RowsParsed:N0}/{p.Rows:N0} rows, {p.BytesParsed / 1e6:0.0}/{p.Bytes / 1e6:0.0} MB, {p.MegabytesPerSecond:0} MB/s",
+                        p.RowsParsed, p.Rows))
+                    ctx.Log.Debug("Progress reading {File}: {RowsParsed}/{Rows} rows, {MegabytesPerSecond:0} MB/s", path, p.RowsParsed, p.Rows, p.MegabytesPerSecond);
+            });
+            result = FerCsvReader.Read(path, options with { Progress = progress }, ctx.CancellationToken);
+        }
         // The first rows one by one, then one summary: a file of a million bad rows gives a short log.
         foreach (var skipped in result.Skipped.Take(FerCsvReader.KeptSkippedRows))
             ctx.Log.Warning("Skipped {File} line {Line}: {Problem}", path, skipped.Line, skipped.Problem);

@@ -118,7 +118,7 @@ public sealed class TrainMemberStage : Stage<MemberSettings, TrainedMember>
         log.Information("Training member {Model} ({Architecture}, {Parameters:N0} parameters) for up to {Epochs} epochs on {TrainRows} images, validating on {ValidRows}",
             member, s.Model, model.ParameterCount(), options.Epochs, train.Count, valid.Count);
         TrainResult result;
-        using (var progress = new TrainProgressReporter(ctx.Run.Interactive, log))
+        using (var progress = new TrainProgressReporter(ctx.Run.Progress.Start($"train.{member}"), log))
         {
             var trainer = new Trainer(model, options, ctx.Run.Device, member);
             result = trainer.Fit(train, valid, progress, epoch => log.Information(

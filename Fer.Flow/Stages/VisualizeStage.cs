@@ -132,6 +132,7 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
             using var model = member.Load(ctx.Models, classes.Count, valid.Side, device);
             var layerNames = model.Layers.Select(l => l.Name).ToHashSet();
             var x = images.ImagesTensor(device);
+            var explain = new MemberExplaining(ctx, s, model, member.Member, x, images, pixels, titles, classes, valid.Side, methods, evidenceSeed);
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var seconds = new Dictionary<string, double>();
             var maps = new List<TensorFile>();
@@ -145,7 +146,20 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
             FilterMetrics? filterMetrics = null;
             double? smoothKept = null;
             SaliencyResult? smoothMaps = null;
+            // The steps in the order they run, known before the first: the progress row counts them.
+            var applicable = explain.ApplicableMethods();
+            var steps = new List<string> { "saliency" };
+            if (methods.Contains("gradcam")) steps.Add("gradcam");
+            if (methods.Contains("smoothgrad")) steps.Add("smoothgrad");
+            if (methods.Contains("filters")) steps.Add("filters");
+            if (methods.Contains("outputs")) steps.Add("outputs");
+            steps.AddRange(applicable.Select(m => m.Name).Where(n => n is not ("saliency" or "gradcam" or "smoothgrad")));
+            if (s.FaithfulnessSteps > 0 && applicable.Count > 0) steps.Add("faithfulness");
+            if (s.SanityLayers > 0 && applicable.Count > 0) steps.Add("sanity");
+            steps.Add("figures");
+            using var progress = new StepProgress(ctx.Run.Progress.Start($"visualize {member.Member}"), ctx.Log, member.Member, steps);
 
+            progress.Begin("saliency");
             var saliency = Saliency.Vanilla(model, x);
             var masking = SaliencyMasking.MaskTop(model, x, saliency, s.KeepFraction);
             var random = SaliencyMasking.MaskRandom(model, x, s.KeepFraction, s.Seed);
@@ -155,6 +169,7 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
             SaliencyResult? gradCam = null;
             if (methods.Contains("gradcam"))
             {
+                progress.Begin("gradcam");
                 if (layerNames.Contains(s.GradcamLayer))
                 {
                     gradCam = Saliency.GradCam(model, x, s.GradcamLayer);
@@ -170,6 +185,7 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
             }
             if (methods.Contains("smoothgrad"))
             {
+                progress.Begin("smoothgrad");
                 var smooth = smoothMaps = Saliency.SmoothGrad(model, x, s.SmoothgradSamples, 0.15, s.Seed);
                 maps.Add(await WriteMapsAsync(ctx, $"saliency/{member.Member}_smoothgrad.parquet", smooth, images, "smoothgrad"));
                 var smoothMasking = SaliencyMasking.MaskTop(model, x, smooth, s.KeepFraction);
@@ -180,6 +196,7 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
             }
             if (methods.Contains("filters"))
             {
+                progress.Begin("filters");
                 if (layerNames.Contains(s.FilterLayer))
                 {
                     var ascent = FilterVisualizer.Ascend(model, s.FilterLayer,
@@ -197,6 +214,7 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
             }
             if (methods.Contains("outputs"))
             {
+                progress.Begin("outputs");
                 if (layerNames.Contains(s.OutputLayer))
                 {
                     var one = x.narrow(0, 0, 1);
@@ -208,117 +226,166 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
                 else ctx.Log.Information("Member {Model} has no layer {Layer}: no layer outputs", member.Member, s.OutputLayer);
                 Lap("outputs");
             }
-            var (methodFigures, curves, sanityFigure, methodMetrics, randomMetrics, sanityLayers) = await ExplainMethodsAsync(
-                ctx, s, model, member.Member, x, images, pixels, titles, classes, valid.Side, methods, evidenceSeed,
-                new Dictionary<string, SaliencyResult?> { ["saliency"] = saliency, ["gradcam"] = gradCam, ["smoothgrad"] = smoothMaps }
-                    .Where(p => p.Value is not null && methods.Contains(p.Key)).ToDictionary(p => p.Key, p => p.Value!),
-                seconds, maps);
+            var done = new Dictionary<string, SaliencyResult?> { ["saliency"] = saliency, ["gradcam"] = gradCam, ["smoothgrad"] = smoothMaps }
+                .Where(p => p.Value is not null && methods.Contains(p.Key)).ToDictionary(p => p.Key, p => p.Value!);
+            var explained = await explain.MethodsAsync(applicable, done, seconds, maps, progress);
             lapStart = clock.Elapsed.TotalSeconds;
             ctx.Log.Information("Explained member {Model} on {Images} images in {Seconds:0.0} s ({@MethodSeconds}); masking keeps the prediction for {KeptTop:P0} of images (random masks: {KeptRandom:P0})",
                 member.Member, images.Count, clock.Elapsed.TotalSeconds, seconds.ToDictionary(p => p.Key, p => Math.Round(p.Value, 2)),
                 masking.KeptPredictionRate, random.KeptPredictionRate);
             var metrics = new MemberExplanationMetrics(new MaskingMetrics(s.KeepFraction, masking.KeptPredictionRate, random.KeptPredictionRate),
-                smoothKept, filterMetrics, seconds) { Methods = methodMetrics, RandomMap = randomMetrics, SanityLayers = sanityLayers };
+                smoothKept, filterMetrics, seconds) { Methods = explained.Metrics, RandomMap = explained.Random, SanityLayers = explained.SanityLayers };
             results.Add(new MemberExplanations(member.Member, saliencyFigure, smoothFigure, filterFigure, outputFigure, maps, metrics)
-            { MethodFigures = methodFigures, Curves = curves, Sanity = sanityFigure });
+            { MethodFigures = explained.Figures, Curves = explained.Curves, Sanity = explained.Sanity });
         }
         ctx.Rows["images"] = images.Count;
         ctx.Rows["members"] = chosen.Count;
         return new Explanations(results, new ExplanationMetrics(images.Count, results.ToDictionary(r => r.Member, r => r.Metrics)));
     }
 
-    /// <summary>
-    /// The attribution methods beyond the seed report's: each requested method's maps (reusing those already made),
-    /// their Parquet tensors and figures, the faithfulness curves of every method against random maps, the evidence
-    /// ratio on synthetic faces, and the cascading-randomisation sanity check on the first sanity_images images.
-    /// </summary>
-    private static async Task<(Dictionary<string, FigureFile> Figures, FigureFile? Curves, FigureFile? Sanity, Dictionary<string, MethodMetrics> Metrics,
-        RandomMapMetrics? Random, List<string> SanityLayers)> ExplainMethodsAsync(StageContext ctx, VisualizeSettings s, Fer.Core.Models.FerModel model,
-        string member, torch.Tensor x, FaceSet images, float[] pixels, IReadOnlyList<string> titles, IReadOnlyList<string> classes, int side, HashSet<string> methods,
-        int? evidenceSeed, Dictionary<string, SaliencyResult> done, Dictionary<string, double> seconds, List<TensorFile> mapFiles)
+    /// <summary>What the attribution methods beyond the seed report's made for one member.</summary>
+    private sealed record MethodExplanations(Dictionary<string, FigureFile> Figures, FigureFile? Curves, FigureFile? Sanity,
+        Dictionary<string, MethodMetrics> Metrics, RandomMapMetrics? Random, List<string> SanityLayers);
+
+    /// <summary>One member being explained: the model, the images (as a tensor, as 0..1 pixels, their titles) and the settings.</summary>
+    private sealed record MemberExplaining(StageContext Ctx, VisualizeSettings S, Fer.Core.Models.FerModel Model, string Member, torch.Tensor X,
+        FaceSet Images, float[] Pixels, IReadOnlyList<string> Titles, IReadOnlyList<string> Classes, int Side, HashSet<string> Methods, int? EvidenceSeed)
     {
-        var settings = new AttributionSettings
+        public AttributionSettings Attribution { get; } = new()
         {
-            SmoothGradSamples = s.SmoothgradSamples, IgSteps = s.IgSteps, IgBaseline = s.IgBaseline, CamLayer = s.GradcamLayer,
-            OcclusionPatch = Math.Min(s.OcclusionPatch, side), OcclusionStride = s.OcclusionStride, Seed = s.Seed,
+            SmoothGradSamples = S.SmoothgradSamples, IgSteps = S.IgSteps, IgBaseline = S.IgBaseline, CamLayer = S.GradcamLayer,
+            OcclusionPatch = Math.Min(S.OcclusionPatch, Side), OcclusionStride = S.OcclusionStride, Seed = S.Seed,
         };
-        var chosen = AttributionMethods.All.Where(m => methods.Contains(m.Name)).ToList();
-        foreach (var m in chosen.Where(m => !m.AppliesTo(model, settings)))
-            ctx.Log.Information("Member {Model} has no layer {Layer}: no {Method}", member, s.GradcamLayer, m.Title);
-        chosen = chosen.Where(m => m.AppliesTo(model, settings)).ToList();
-        var maps = new Dictionary<string, SaliencyResult>();
-        var methodSeconds = new Dictionary<string, double>();
-        foreach (var m in chosen)
+
+        /// <summary>The requested attribution methods this model has the layers for (the others are logged and left out).</summary>
+        public List<AttributionMethod> ApplicableMethods()
         {
-            ctx.CancellationToken.ThrowIfCancellationRequested();
-            if (done.TryGetValue(m.Name, out var existing)) { maps[m.Name] = existing; methodSeconds[m.Name] = seconds.GetValueOrDefault(m.Name); continue; }
-            var watch = System.Diagnostics.Stopwatch.StartNew();
-            maps[m.Name] = m.Explain(model, x, settings);
-            methodSeconds[m.Name] = seconds[m.Name] = watch.Elapsed.TotalSeconds;
-            mapFiles.Add(await WriteMapsAsync(ctx, $"saliency/{member}_{m.Name}.parquet", maps[m.Name], images, m.Name));
+            var requested = AttributionMethods.All.Where(m => Methods.Contains(m.Name)).ToList();
+            foreach (var m in requested.Where(m => !m.AppliesTo(Model, Attribution)))
+                Ctx.Log.Information("Member {Model} has no layer {Layer}: no {Method}", Member, S.GradcamLayer, m.Title);
+            return requested.Where(m => m.AppliesTo(Model, Attribution)).ToList();
         }
 
-        var metrics = new Dictionary<string, MethodMetrics>();
-        RandomMapMetrics? randomMetrics = null;
-        FigureFile? curves = null, sanityFigure = null;
-        var sanityLayers = new List<string>();
-        var faithfulness = new Dictionary<string, FaithfulnessResult>();
-        if (s.FaithfulnessSteps > 0 && maps.Count > 0)
+        /// <summary>
+        /// The attribution methods beyond the seed report's: each method's maps (reusing those already made in
+        /// <paramref name="done"/>), their Parquet tensors and figures, the faithfulness curves of every method against
+        /// random maps, the evidence ratio on synthetic faces, and the cascading-randomisation sanity check on the first
+        /// sanity_images images.
+        /// </summary>
+        public async Task<MethodExplanations> MethodsAsync(List<AttributionMethod> chosen, Dictionary<string, SaliencyResult> done,
+            Dictionary<string, double> seconds, List<TensorFile> mapFiles, StepProgress progress)
         {
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            var options = new FaithfulnessOptions(Steps: s.FaithfulnessSteps, Seed: s.Seed);
-            foreach (var (name, result) in maps) faithfulness[name] = Faithfulness.Measure(model, x, result, options);
-            var random = Faithfulness.MeasureRandom(model, x, maps.Values.First().TargetClasses, options);
-            randomMetrics = new RandomMapMetrics(random.DeletionAuc, random.InsertionAuc, random.RoadMorfScore, random.RoadLerfScore, random.Score);
-            curves = ctx.Figure($"visualize_{member}_faithfulness.png");
-            ExplanationFigures.SaveFaithfulnessCurves(curves.Path,
-                faithfulness.Select(p => (AttributionMethods.Get(p.Key).Title, p.Value)).ToList(), random, $"{member}, {images.Count} images");
-            seconds["faithfulness"] = clock.Elapsed.TotalSeconds;
+            var s = S;
+            var maps = new Dictionary<string, SaliencyResult>();
+            var methodSeconds = new Dictionary<string, double>();
+            foreach (var m in chosen)
+            {
+                Ctx.CancellationToken.ThrowIfCancellationRequested();
+                if (done.TryGetValue(m.Name, out var existing)) { maps[m.Name] = existing; methodSeconds[m.Name] = seconds.GetValueOrDefault(m.Name); continue; }
+                progress.Begin(m.Name);
+                var watch = System.Diagnostics.Stopwatch.StartNew();
+                maps[m.Name] = m.Explain(Model, X, Attribution);
+                methodSeconds[m.Name] = seconds[m.Name] = watch.Elapsed.TotalSeconds;
+                mapFiles.Add(await WriteMapsAsync(Ctx, $"saliency/{Member}_{m.Name}.parquet", maps[m.Name], Images, m.Name));
+            }
+
+            var metrics = new Dictionary<string, MethodMetrics>();
+            RandomMapMetrics? randomMetrics = null;
+            FigureFile? curves = null, sanityFigure = null;
+            var sanityLayers = new List<string>();
+            var faithfulness = new Dictionary<string, FaithfulnessResult>();
+            if (s.FaithfulnessSteps > 0 && maps.Count > 0)
+            {
+                progress.Begin("faithfulness");
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                var options = new FaithfulnessOptions(Steps: s.FaithfulnessSteps, Seed: s.Seed);
+                foreach (var (name, result) in maps) faithfulness[name] = Faithfulness.Measure(Model, X, result, options);
+                var random = Faithfulness.MeasureRandom(Model, X, maps.Values.First().TargetClasses, options);
+                randomMetrics = new RandomMapMetrics(random.DeletionAuc, random.InsertionAuc, random.RoadMorfScore, random.RoadLerfScore, random.Score);
+                curves = Ctx.Figure($"visualize_{Member}_faithfulness.png");
+                ExplanationFigures.SaveFaithfulnessCurves(curves.Path,
+                    faithfulness.Select(p => (AttributionMethods.Get(p.Key).Title, p.Value)).ToList(), random, $"{Member}, {Images.Count} images");
+                seconds["faithfulness"] = clock.Elapsed.TotalSeconds;
+            }
+
+            SanityResult? sanity = null;
+            if (s.SanityLayers > 0 && maps.Count > 0)
+            {
+                progress.Begin("sanity");
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                int k = Math.Min(s.SanityImages, Images.Count);
+                var subset = X.narrow(0, 0, k);
+                var trained = maps.ToDictionary(p => p.Key, p => First(p.Value, k));
+                sanity = SanityCheck.CascadingRandomisation(Model, subset, chosen, Attribution, s.SanityLayers, s.Seed, trained);
+                sanityLayers.AddRange(sanity.Steps.Select(st => st.Layer));
+                sanityFigure = Ctx.Figure($"visualize_{Member}_sanity.png");
+                ExplanationFigures.SaveSanityRows(sanityFigure.Path, Pixels.AsSpan(0, Side * Side).ToArray(), Side, sanity,
+                    chosen.Select(m => m.Name).ToList(), chosen.Select(m => m.Title).ToList(), 0,
+                    $"Sanity check: cascading randomisation of {Member}, image {Images.Ids[0]}");
+                seconds["sanity"] = clock.Elapsed.TotalSeconds;
+            }
+
+            progress.Begin("figures");
+            float[]? evidence = EvidenceSeed is { } seed ? SyntheticFaces.EvidenceMasks(Images, seed) : null;
+            var figures = new Dictionary<string, FigureFile>();
+            foreach (var m in chosen)
+            {
+                var result = maps[m.Name];
+                double? evidenceRatio = evidence is null ? null : Faithfulness.EvidenceRatio(result, evidence);
+                double? rho = sanity?.FinalCorrelation(m.Name);
+                if (faithfulness.TryGetValue(m.Name, out var f))
+                    metrics[m.Name] = new MethodMetrics(m.Title, f.DeletionAuc, f.InsertionAuc, f.RoadMorfScore, f.RoadLerfScore, f.Score, rho,
+                        sanity?.DependsOnModel(m.Name), evidenceRatio, methodSeconds[m.Name]);
+                if (done.ContainsKey(m.Name)) continue; // the seed report's figures already show these
+                var note = f is null ? null
+                    : $"deletion AUC {f.DeletionAuc:0.000} (random {randomMetrics!.DeletionAuc:0.000}), insertion AUC {f.InsertionAuc:0.000} ({randomMetrics.InsertionAuc:0.000}),\n" +
+                      $"ROAD MoRF {f.RoadMorfScore:0.000} / LeRF {f.RoadLerfScore:0.000}" + (rho is { } r ? $", rank correlation with a randomised model's maps {r:0.00}" : "") +
+                      (evidenceRatio is { } e ? $", evidence ratio {e:0.00}" : "");
+                var figure = Ctx.Figure($"visualize_{Member}_{m.Name}.png");
+                ExplanationFigures.SaveMethodGrid(figure.Path, Pixels, Side, Titles.Select(t => t.Replace(": ", " ")).ToList(), result, Classes,
+                    $"{result.Method}, {Member}", note);
+                figures[m.Name] = figure;
+            }
+            foreach (var (name, mm) in metrics)
+                Ctx.Log.Information("Method {Method} of {Model}: deletion AUC {DeletionAuc:0.000}, insertion AUC {InsertionAuc:0.000}, ROAD MoRF {RoadMorf:0.000}, LeRF {RoadLerf:0.000}, score {FaithfulnessScore:0.000}, sanity rank correlation {SanityRankCorrelation}, evidence ratio {EvidenceRatio}, {Seconds:0.00} s",
+                    name, Member, mm.DeletionAuc, mm.InsertionAuc, mm.RoadMorf, mm.RoadLerf, mm.FaithfulnessScore, mm.SanityRankCorrelation, mm.EvidenceRatio, mm.Seconds);
+            if (randomMetrics is not null)
+                Ctx.Log.Information("Random maps of {Model}: deletion AUC {DeletionAuc:0.000}, insertion AUC {InsertionAuc:0.000}, ROAD MoRF {RoadMorf:0.000}, LeRF {RoadLerf:0.000}, score {FaithfulnessScore:0.000}",
+                    Member, randomMetrics.DeletionAuc, randomMetrics.InsertionAuc, randomMetrics.RoadMorf, randomMetrics.RoadLerf, randomMetrics.FaithfulnessScore);
+            return new MethodExplanations(figures, curves, sanityFigure, metrics, randomMetrics, sanityLayers);
+        }
+    }
+
+    /// <summary>
+    /// A member's explanation steps on its progress row: the step running, how many of all are done, the time so far.
+    /// Each plain line is also a structured debug event.
+    /// </summary>
+    private sealed class StepProgress(ProgressRow row, Serilog.ILogger log, string member, IReadOnlyList<string> steps) : IDisposable
+    {
+        private int _done = -1;
+
+        public void Begin(string step)
+        {
+            int index = IndexOf(step);
+            _done = index;
+            if (row.Report($"visualize {member}: {step} (step {index + 1}/{steps.Count})", index, steps.Count))
+                log.Debug("Progress explaining {Model}: step {Step} {StepNumber}/{Steps}", member, step, index + 1, steps.Count);
         }
 
-        SanityResult? sanity = null;
-        if (s.SanityLayers > 0 && maps.Count > 0)
+        /// <summary>The step's place in the plan; a step not planned (a slip in the plan above) counts as the one
+        /// running rather than ending a run over its progress line.</summary>
+        private int IndexOf(string step)
         {
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            int k = Math.Min(s.SanityImages, images.Count);
-            var subset = x.narrow(0, 0, k);
-            var trained = maps.ToDictionary(p => p.Key, p => First(p.Value, k));
-            sanity = SanityCheck.CascadingRandomisation(model, subset, chosen, settings, s.SanityLayers, s.Seed, trained);
-            sanityLayers.AddRange(sanity.Steps.Select(st => st.Layer));
-            sanityFigure = ctx.Figure($"visualize_{member}_sanity.png");
-            ExplanationFigures.SaveSanityRows(sanityFigure.Path, pixels.AsSpan(0, side * side).ToArray(), side, sanity,
-                chosen.Select(m => m.Name).ToList(), chosen.Select(m => m.Title).ToList(), 0,
-                $"Sanity check: cascading randomisation of {member}, image {images.Ids[0]}");
-            seconds["sanity"] = clock.Elapsed.TotalSeconds;
+            for (int i = _done + 1; i < steps.Count; i++) if (steps[i] == step) return i;
+            return Math.Max(0, _done);
         }
 
-        float[]? evidence = evidenceSeed is { } seed ? SyntheticFaces.EvidenceMasks(images, seed) : null;
-        var figures = new Dictionary<string, FigureFile>();
-        foreach (var m in chosen)
+        public void Dispose()
         {
-            var result = maps[m.Name];
-            double? evidenceRatio = evidence is null ? null : Faithfulness.EvidenceRatio(result, evidence);
-            double? rho = sanity?.FinalCorrelation(m.Name);
-            if (faithfulness.TryGetValue(m.Name, out var f))
-                metrics[m.Name] = new MethodMetrics(m.Title, f.DeletionAuc, f.InsertionAuc, f.RoadMorfScore, f.RoadLerfScore, f.Score, rho,
-                    sanity?.DependsOnModel(m.Name), evidenceRatio, methodSeconds[m.Name]);
-            if (done.ContainsKey(m.Name)) continue; // the seed report's figures already show these
-            var note = f is null ? null
-                : $"deletion AUC {f.DeletionAuc:0.000} (random {randomMetrics!.DeletionAuc:0.000}), insertion AUC {f.InsertionAuc:0.000} ({randomMetrics.InsertionAuc:0.000}),\n" +
-                  $"ROAD MoRF {f.RoadMorfScore:0.000} / LeRF {f.RoadLerfScore:0.000}" + (rho is { } r ? $", rank correlation with a randomised model's maps {r:0.00}" : "") +
-                  (evidenceRatio is { } e ? $", evidence ratio {e:0.00}" : "");
-            var figure = ctx.Figure($"visualize_{member}_{m.Name}.png");
-            ExplanationFigures.SaveMethodGrid(figure.Path, pixels, side, titles.Select(t => t.Replace(": ", " ")).ToList(), result, classes,
-                $"{result.Method}, {member}", note);
-            figures[m.Name] = figure;
+            if (_done == steps.Count - 1)
+                row.Report($"visualize {member}: {steps.Count} steps in {row.Elapsed.TotalSeconds:0.0} s", steps.Count, steps.Count);
+            row.Dispose();
         }
-        foreach (var (name, mm) in metrics)
-            ctx.Log.Information("Method {Method} of {Model}: deletion AUC {DeletionAuc:0.000}, insertion AUC {InsertionAuc:0.000}, ROAD MoRF {RoadMorf:0.000}, LeRF {RoadLerf:0.000}, score {FaithfulnessScore:0.000}, sanity rank correlation {SanityRankCorrelation}, evidence ratio {EvidenceRatio}, {Seconds:0.00} s",
-                name, member, mm.DeletionAuc, mm.InsertionAuc, mm.RoadMorf, mm.RoadLerf, mm.FaithfulnessScore, mm.SanityRankCorrelation, mm.EvidenceRatio, mm.Seconds);
-        if (randomMetrics is not null)
-            ctx.Log.Information("Random maps of {Model}: deletion AUC {DeletionAuc:0.000}, insertion AUC {InsertionAuc:0.000}, ROAD MoRF {RoadMorf:0.000}, LeRF {RoadLerf:0.000}, score {FaithfulnessScore:0.000}",
-                member, randomMetrics.DeletionAuc, randomMetrics.InsertionAuc, randomMetrics.RoadMorf, randomMetrics.RoadLerf, randomMetrics.FaithfulnessScore);
-        return (figures, curves, sanityFigure, metrics, randomMetrics, sanityLayers);
     }
 
     /// <summary>The first <paramref name="k"/> maps of a result.</summary>

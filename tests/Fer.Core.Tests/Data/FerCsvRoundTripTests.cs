@@ -150,3 +150,47 @@ internal static class FerCsvTestData
         Assert.True(expected.Pixels.AsSpan().SequenceEqual(actual.Pixels), "pixels differ");
     }
 }
+
+/// <summary>The progress a read reports while it parses: in file order, rows and bytes up to the whole file.</summary>
+public sealed class FerCsvReadProgressTests : IDisposable
+{
+    private readonly string _dir = FerCsvTestData.NewTempFolder();
+
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    private sealed class Recorder : IProgress<CsvReadProgress>
+    {
+        public List<CsvReadProgress> Reports { get; } = [];
+        public void Report(CsvReadProgress value) { lock (Reports) Reports.Add(value); }
+    }
+
+    [Theory]
+    [InlineData(OnBadRow.Fail)]
+    [InlineData(OnBadRow.Skip)]
+    public void ProgressCountsUpInFileOrderToEveryRowAndByte(OnBadRow onBadRow)
+    {
+        var written = FerCsvTestData.RandomFaces(4, 2600, seed: 5, withLabels: true, kaggleUsage: true);
+        var path = Path.Combine(_dir, "fer2013.csv");
+        FerCsvWriter.WriteKaggle(path, written);
+        if (onBadRow == OnBadRow.Skip) File.AppendAllText(path, "9,1 2 3,Training\n"); // one bad row, skipped
+        long length = new FileInfo(path).Length;
+        var recorder = new Recorder();
+
+        var read = FerCsvReader.Read(path, new FerCsvReadOptions(onBadRow, MaxDegreeOfParallelism: 2, Progress: recorder));
+
+        int rows = 2600 + (onBadRow == OnBadRow.Skip ? 1 : 0);
+        Assert.Equal(2600, read.Faces.Count);
+        // 2,600 or 2,601 rows in blocks of 1,024: three reports, each further on than the last, the last at the end.
+        Assert.Equal(3, recorder.Reports.Count);
+        Assert.All(recorder.Reports, r => Assert.Equal((path, (long)rows, length), (r.Path, r.Rows, r.Bytes)));
+        Assert.Equal([1024L, 2048L, rows], recorder.Reports.Select(r => r.RowsParsed));
+        Assert.Equal(length, recorder.Reports[^1].BytesParsed);
+        Assert.True(recorder.Reports[0].BytesParsed > 0 && recorder.Reports[0].BytesParsed < recorder.Reports[1].BytesParsed
+            && recorder.Reports[1].BytesParsed < length, string.Join(", ", recorder.Reports.Select(r => r.BytesParsed)));
+        // Rows 0..1023 (the header and 1,024 data lines) lie before the second block: the first report's bytes are where line 1,026 starts.
+        var lines = File.ReadAllLines(path);
+        long lineStart = lines.Take(1025).Sum(l => (long)l.Length + 1);
+        Assert.Equal(lineStart, recorder.Reports[0].BytesParsed);
+        Assert.True(recorder.Reports.Zip(recorder.Reports.Skip(1)).All(p => p.First.Elapsed <= p.Second.Elapsed));
+    }
+}

@@ -35,6 +35,15 @@ public class FlowEndToEndTests
         Assert.All(maps.Values, t => Assert.Equal(3, t.Shape.Length));
         Assert.Equal("smoothgrad", maps["cnn_smoothgrad.parquet"].Metadata["method"]);
         Assert.Equal(maps["cnn.parquet"].Metadata["ids"], maps["cnn_gradcam.parquet"].Metadata["ids"]);
+        // Progress went to the log as structured events: each member's first batch, and the explanation's first of its
+        // 13 planned steps (5 of the seed report, 5 more methods, faithfulness, sanity, figures).
+        var events = flow.LatestEvents();
+        Assert.Equal(["cnn", "dnn"], events.Where(e => e.TryGetProperty("Batches", out _) && e.GetProperty("Batch").GetInt32() == 1)
+            .Select(e => e.GetProperty("Model").GetString()).Order(StringComparer.Ordinal));
+        var explaining = events.Where(e => e.TryGetProperty("StepNumber", out _)).ToList();
+        Assert.NotEmpty(explaining);
+        Assert.Equal(("cnn", "saliency", 1, 13), (explaining[0].GetProperty("Model").GetString(), explaining[0].GetProperty("Step").GetString(),
+            explaining[0].GetProperty("StepNumber").GetInt32(), explaining[0].GetProperty("Steps").GetInt32()));
 
         (code, errors) = await flow.RunAsync();
         Assert.True(code == 0, errors);
