@@ -24,7 +24,7 @@ public static class TrainingCurves
 
         AddSeries(accuracy, epochs, history.Select(h => h.Accuracy), "train", PlotStyle.Palette[0]);
         AddSeries(accuracy, epochs, history.Select(h => h.ValidAccuracy), "valid", PlotStyle.Palette[1]);
-        Decorate(accuracy, $"{modelName}: accuracy", "accuracy", bestEpoch, Alignment.LowerRight);
+        Decorate(accuracy, $"{modelName}: accuracy", "accuracy", bestEpoch, Alignment.LowerRight, isAccuracy: true);
 
         AddSeries(loss, epochs, history.Select(h => h.Loss), "train", PlotStyle.Palette[0]);
         AddSeries(loss, epochs, history.Select(h => h.ValidLoss), "valid", PlotStyle.Palette[1]);
@@ -45,29 +45,36 @@ public static class TrainingCurves
             var epochs = history.Select(h => (double)h.Epoch).ToArray();
             AddSeries(plot, epochs, history.Select(h => h.ValidAccuracy), name, PlotStyle.Palette[i++ % PlotStyle.Palette.Length]);
         }
-        Decorate(plot, title, "validation accuracy", bestEpoch: null, Alignment.LowerRight);
+        Decorate(plot, title, "validation accuracy", bestEpoch: null, Alignment.LowerRight, isAccuracy: true);
         PlotStyle.SaveAtomically(pngPath, tmp => plot.SavePng(tmp, PlotStyle.PanelWidth, PlotStyle.PanelHeight));
     }
 
     /// <summary>
-    /// One model's validation accuracy in several runs, one line per run. Earlier runs get larger markers and
-    /// wider lines, so where runs agree (the same seed gives the same first epochs) each still shows as a ring.
+    /// One model's validation curves in several runs, one line per run: accuracy on the left, loss on the right (as
+    /// `dvc plots diff` overlays revisions). Earlier runs get larger markers and wider lines, so where runs agree (the
+    /// same seed gives the same first epochs) each still shows as a ring.
     /// </summary>
-    public static void SaveRunsOverlay(string pngPath, IReadOnlyDictionary<string, IReadOnlyList<EpochRecord>> histories, string title)
+    public static void SaveRunsOverlay(string pngPath, IReadOnlyDictionary<string, IReadOnlyList<EpochRecord>> histories, string model)
     {
         ArgumentNullException.ThrowIfNull(histories);
         if (histories.Count == 0) throw new ArgumentException("no histories", nameof(histories));
-        var plot = new Plot();
+        var figure = new Multiplot();
+        var accuracy = figure.GetPlot(0);
+        var loss = figure.AddPlot();
+        figure.Layout = new ScottPlot.MultiplotLayouts.Columns();
         int i = 0, n = histories.Count;
         foreach (var (name, history) in histories)
         {
             var epochs = history.Select(h => (double)h.Epoch).ToArray();
-            AddSeries(plot, epochs, history.Select(h => h.ValidAccuracy), name, PlotStyle.Palette[i % PlotStyle.Palette.Length],
-                markerSize: 5 + 4 * (n - 1 - i), lineWidth: 2 + (n - 1 - i));
+            var color = PlotStyle.Palette[i % PlotStyle.Palette.Length];
+            float markerSize = 5 + 4 * (n - 1 - i), lineWidth = 2 + (n - 1 - i);
+            AddSeries(accuracy, epochs, history.Select(h => h.ValidAccuracy), name, color, markerSize, lineWidth);
+            AddSeries(loss, epochs, history.Select(h => h.ValidLoss), name, color, markerSize, lineWidth);
             i++;
         }
-        Decorate(plot, title, "validation accuracy", bestEpoch: null, Alignment.LowerRight);
-        PlotStyle.SaveAtomically(pngPath, tmp => plot.SavePng(tmp, PlotStyle.PanelWidth, PlotStyle.PanelHeight));
+        Decorate(accuracy, $"{model}: validation accuracy", "validation accuracy", bestEpoch: null, Alignment.LowerRight, isAccuracy: true);
+        Decorate(loss, $"{model}: validation loss", "validation cross-entropy loss", bestEpoch: null, Alignment.UpperRight);
+        PlotStyle.SaveAtomically(pngPath, tmp => figure.SavePng(tmp, 2 * PlotStyle.PanelWidth, PlotStyle.PanelHeight));
     }
 
     /// <summary>Adds a line with markers, skipping non-finite points (no validation set gives NaN); nothing if none is finite.</summary>
@@ -83,7 +90,7 @@ public static class TrainingCurves
         scatter.MarkerSize = keep.Length > 60 ? 0 : markerSize;
     }
 
-    private static void Decorate(Plot plot, string title, string yLabel, int? bestEpoch, Alignment legendCorner)
+    private static void Decorate(Plot plot, string title, string yLabel, int? bestEpoch, Alignment legendCorner, bool isAccuracy = false)
     {
         if (bestEpoch is { } best)
         {
@@ -93,10 +100,18 @@ public static class TrainingCurves
             line.LineWidth = 1.5f;
             line.LegendText = $"best epoch {best}";
         }
+        plot.Font.Set(FigureFonts.FamilyName); // the sans face of the other figures (ScottPlot's default may be missing)
         plot.Title(title);
         plot.XLabel("epoch");
         plot.YLabel(yLabel);
         PlotStyle.IntegerBottomTicks(plot);
         plot.ShowLegend(legendCorner);
+        if (isAccuracy)
+        {
+            // An accuracy axis stays within 0..1 plus a margin: flat curves autoscale to -0.8..1.2 otherwise.
+            plot.Axes.AutoScale();
+            var limits = plot.Axes.GetLimits();
+            plot.Axes.SetLimitsY(Math.Max(-0.02, limits.Bottom), Math.Min(1.02, limits.Top));
+        }
     }
 }

@@ -85,7 +85,7 @@ public static class RunComparison
                 if (!members.Contains(node)) members.Add(node);
         if (members.Count > 0)
         {
-            html.Append("<h2>Validation accuracy per epoch</h2>\n<div class=\"row\">\n");
+            html.Append("<h2>Validation accuracy and loss per epoch</h2>\n<div class=\"row\">\n");
             foreach (var node in members)
             {
                 var histories = new Dictionary<string, IReadOnlyList<EpochRecord>>(StringComparer.Ordinal);
@@ -98,7 +98,7 @@ public static class RunComparison
                     histories[runs[i].RunId] = history;
                 }
                 if (histories.Count == 0) continue;
-                var png = Render(path => TrainingCurves.SaveRunsOverlay(path, histories, $"{node}: validation accuracy"));
+                var png = Render(path => TrainingCurves.SaveRunsOverlay(path, histories, node));
                 html.Append(Figure(png, $"{node}, one line per run"));
                 figures++;
             }

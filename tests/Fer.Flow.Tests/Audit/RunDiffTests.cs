@@ -136,7 +136,8 @@ public class RunDiffEndToEndTests
                 train [ model "cnn" "seed-cnn" [ "lr" => 1e-3 ]
                         model "dnn" "seed-dnn" [ "lr" => 5e-4 ] ] [ "epochs" => epochs; "batch_size" => 64; "seed" => seed ]
                 predict [ "flip_tta" => true ]
-                visualize [ "members" => "cnn"; "ascent_steps" => 4; "max_filters" => 4; "smoothgrad_samples" => 2 ]
+                visualize [ "members" => "cnn"; "methods" => "saliency,gradcam,filters"; "ascent_steps" => 4; "max_filters" => 4
+                            "faithfulness_steps" => 2; "sanity_layers" => 0 ]
                 report []
             ]
             """);
@@ -185,6 +186,27 @@ public class RunDiffEndToEndTests
         Assert.Equal(figures + 2 + 2, images.Count);
         Assert.Contains("train.cnn, one line per run", html);
         Assert.Contains("train.dnn, one line per run", html);
+        // Each member's overlay has two panels, validation accuracy and validation loss, side by side; with both runs' lines.
+        foreach (var member in new[] { "train.cnn", "train.dnn" })
+        {
+            var overlay = Convert.FromBase64String(System.Text.RegularExpressions.Regex.Match(html,
+                $"src=\"data:image/png;base64,([^\"]+)\" alt=\"{member}, one line per run\"").Groups[1].Value);
+            using var bitmap = SkiaSharp.SKBitmap.Decode(overlay);
+            Assert.Equal((2 * Fer.Core.Plots.PlotStyle.PanelWidth, Fer.Core.Plots.PlotStyle.PanelHeight), (bitmap.Width, bitmap.Height));
+            // The second run's line is orange (the palette's second colour) in both panels.
+            var orange = Fer.Core.Plots.PlotStyle.Palette[1];
+            bool OrangeIn(int from, int to)
+            {
+                for (int y = 0; y < bitmap.Height; y++)
+                    for (int x = from; x < to; x++)
+                    {
+                        var c = bitmap.GetPixel(x, y);
+                        if (Math.Abs(c.Red - orange.R) < 8 && Math.Abs(c.Green - orange.G) < 8 && Math.Abs(c.Blue - orange.B) < 8) return true;
+                    }
+                return false;
+            }
+            Assert.True(OrangeIn(0, bitmap.Width / 2) && OrangeIn(bitmap.Width / 2, bitmap.Width), $"{member}: a panel lacks the second run's line");
+        }
         Assert.Contains("<code>train.cnn.epochs_run</code>", html);
         Assert.DoesNotContain("Not shown", html);
         Assert.DoesNotContain("src=\"artifacts", html);
