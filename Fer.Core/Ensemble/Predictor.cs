@@ -11,9 +11,10 @@ public static class Predictor
     /// <summary>
     /// Probabilities [N*C] row-major. With <paramref name="flipTta"/> each row is the mean of the softmax of the
     /// image and of its horizontal mirror (test-time flip). The model runs in eval mode; its mode is restored.
+    /// <paramref name="imagesDone"/> is told the number of images predicted so far after each batch.
     /// </summary>
     public static float[] PredictProbabilities(FerModel model, FaceSet faces, Device device, bool flipTta = true, int batchSize = 256,
-        CancellationToken ct = default)
+        CancellationToken ct = default, IProgress<int>? imagesDone = null)
     {
         if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize));
         int c = model.NumClasses;
@@ -32,6 +33,7 @@ public static class Predictor
                 var p = model.call(x).softmax(1);
                 if (flipTta) p = p.add(model.call(x.flip(3)).softmax(1)).div(2);
                 p.to(torch.CPU).data<float>().CopyTo(result.AsSpan(start * c, n * c));
+                imagesDone?.Report(start + n);
             }
         }
         finally

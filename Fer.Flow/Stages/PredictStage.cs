@@ -68,8 +68,19 @@ public sealed class PredictStage : Stage<PredictSettings, EnsemblePrediction>
         {
             using var model = member.Load(ctx.Models, c, valid.Side, ctx.Run.Device);
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var pv = Predictor.PredictProbabilities(model, valid, ctx.Run.Device, s.FlipTta, s.BatchSize, ctx.CancellationToken);
-            var pt = test.Count > 0 ? Predictor.PredictProbabilities(model, test, ctx.Run.Device, s.FlipTta, s.BatchSize, ctx.CancellationToken) : [];
+            float[] pv, pt;
+            using (var row = ctx.Run.Progress.Start($"predict {member.Member}"))
+            {
+                int total = valid.Count + test.Count;
+                IProgress<int> Counting(int before) => new InlineProgress<int>(done =>
+                {
+                    int images = before + done;
+                    if (row.Report($"predict {member.Member}: {images:N0}/{total:N0} images, {images / Math.Max(1e-3, clock.Elapsed.TotalSeconds):0} images/s", images, total))
+                        ctx.Log.Debug("Progress predicting {Model}: {ImagesDone}/{Images} images", member.Member, images, total);
+                });
+                pv = Predictor.PredictProbabilities(model, valid, ctx.Run.Device, s.FlipTta, s.BatchSize, ctx.CancellationToken, Counting(0));
+                pt = test.Count > 0 ? Predictor.PredictProbabilities(model, test, ctx.Run.Device, s.FlipTta, s.BatchSize, ctx.CancellationToken, Counting(valid.Count)) : [];
+            }
             ctx.Log.Information("Member {Model} predicted {Images} images in {Seconds:0.00} s (flip TTA {FlipTta})",
                 member.Member, valid.Count + test.Count, clock.Elapsed.TotalSeconds, s.FlipTta);
             validProbs.Add(pv);
