@@ -40,6 +40,7 @@ public static class RunComparison
             .row { display: flex; gap: 16px; flex-wrap: wrap; align-items: flex-start; }
             .row figure { margin: 0; flex: 1 1 0; min-width: 320px; max-width: 760px; }
             .row figure img { width: 100%; }
+            .row figure.wide { flex: 1 1 100%; max-width: 1280px; } /* two panels: shown at their own size where the page allows */
             figcaption { font-size: 13px; color: #555; }
             img { max-width: 100%; }
             table.figures td { width: {{WIDTH}}%; }
@@ -99,7 +100,7 @@ public static class RunComparison
                 }
                 if (histories.Count == 0) continue;
                 var png = Render(path => TrainingCurves.SaveRunsOverlay(path, histories, node));
-                html.Append(Figure(png, $"{node}, one line per run"));
+                html.Append(Figure(png, $"{node}, one line per run", "wide"));
                 figures++;
             }
             html.Append("</div>\n");
@@ -174,8 +175,8 @@ public static class RunComparison
         finally { File.Delete(tmp); }
     }
 
-    private static string Figure(byte[] png, string caption) =>
-        $"<figure><img src=\"data:image/png;base64,{Convert.ToBase64String(png)}\" alt=\"{E(caption)}\"><figcaption>{E(caption)}</figcaption></figure>\n";
+    private static string Figure(byte[] png, string caption, string? cssClass = null) =>
+        $"<figure{(cssClass is null ? "" : $" class=\"{cssClass}\"")}><img src=\"data:image/png;base64,{Convert.ToBase64String(png)}\" alt=\"{E(caption)}\"><figcaption>{E(caption)}</figcaption></figure>\n";
 
     private static string E(string s) => WebUtility.HtmlEncode(s);
 }
