@@ -1,0 +1,148 @@
+using System.Globalization;
+using ScottPlot;
+using ScottPlot.Plottables;
+using SkiaSharp;
+
+namespace Fer.Core.Plots;
+
+/// <summary>
+/// The heatmap tiles of the explanation figures, drawn by ScottPlot 5 into a rectangle of a SkiaSharp canvas: a
+/// map in jet on the fixed scale 0..1, optionally with a labelled colour bar (ScottPlot's ColorBar) to its right, and
+/// keras-vis's overlay, the image as a grayscale heatmap with the map as a jet heatmap at 50% opacity on top. Each
+/// tile is a frameless plot whose data area is exactly the tile, the heatmap unsmoothed, so every map pixel is a
+/// sharp scale x scale block. Values outside 0..1 are clamped; a NaN is left transparent (white, or the image in
+/// the overlay). One instance draws every tile of a figure: its plots are made once (on first use) and only their
+/// intensities change from tile to tile, which keeps a figure of dozens of tiles fast.
+/// </summary>
+internal sealed class HeatmapTiles : IDisposable
+{
+    /// <summary>The space right of a map that <see cref="MapWithColourBar"/> draws into: gap, bar, ticks and labels.</summary>
+    public const int ColourBarGap = 8, ColourBarWidth = 16, ColourBarLabels = 44;
+
+    public const int ColourBarSpace = ColourBarGap + ColourBarWidth + ColourBarLabels;
+
+    /// <summary>Matplotlib's jet (ScottPlot's 256-entry table): 0 dark blue (0,0,127), 0.5 green, 1 dark red (127,0,0).</summary>
+    public static readonly IColormap Jet = new ScottPlot.Colormaps.Jet();
+
+    /// <summary>0 black, 1 white.</summary>
+    public static readonly IColormap Grey = new ScottPlot.Colormaps.Grayscale();
+
+    private readonly int _width, _height;
+    private readonly float _tickSize;
+    private readonly SKColor _ink;
+    private (Plot Plot, Heatmap Map)? _map, _barred;
+    private (Plot Plot, Heatmap Image, Heatmap Map)? _overlay;
+
+    public HeatmapTiles(int width, int height, float tickSize, SKColor ink)
+    {
+        if (width < 1 || height < 1) throw new ArgumentOutOfRangeException(nameof(width), $"a {width}x{height} heatmap has no pixels");
+        _width = width;
+        _height = height;
+        _tickSize = tickSize;
+        _ink = ink;
+    }
+
+    /// <summary>The map (width x height values, row-major, top row first) in jet, scaled by <paramref name="scale"/>.</summary>
+    public void Map(SKCanvas canvas, ReadOnlySpan<float> map, int left, int top, int scale)
+    {
+        var (plot, heatmap) = _map ??= MapPlot(withColourBar: false);
+        Fill(heatmap, map);
+        Render(plot, canvas, left, top, _width * scale, _height * scale);
+    }
+
+    /// <summary>The map in jet with a colour bar 0..1 (ticks every 0.25) in the <see cref="ColourBarSpace"/> pixels right of it.</summary>
+    public void MapWithColourBar(SKCanvas canvas, ReadOnlySpan<float> map, int left, int top, int scale)
+    {
+        var (plot, heatmap) = _barred ??= MapPlot(withColourBar: true);
+        Fill(heatmap, map);
+        Render(plot, canvas, left, top, _width * scale + ColourBarSpace, _height * scale);
+    }
+
+    /// <summary>The image in grey with the map's jet colours blended over it at 50%.</summary>
+    public void Overlay(SKCanvas canvas, ReadOnlySpan<float> image, ReadOnlySpan<float> map, int left, int top, int scale)
+    {
+        if (_overlay is null)
+        {
+            var plot = TilePlot();
+            var grey = Add(plot, Grey);
+            var hot = Add(plot, Jet);
+            hot.Opacity = 0.5;
+            _overlay = (plot, grey, hot);
+        }
+        var (overlayPlot, imageMap, heat) = _overlay.Value;
+        Fill(imageMap, image);
+        Fill(heat, map);
+        Render(overlayPlot, canvas, left, top, _width * scale, _height * scale);
+    }
+
+    public void Dispose()
+    {
+        _map?.Plot.Dispose();
+        _barred?.Plot.Dispose();
+        _overlay?.Plot.Dispose();
+    }
+
+    private (Plot, Heatmap) MapPlot(bool withColourBar)
+    {
+        var plot = TilePlot();
+        var heatmap = Add(plot, Jet);
+        if (withColourBar)
+        {
+            // The hidden right axis keeps its fixed size: it is the gap between the map and the bar.
+            plot.Axes.Right.MinimumSize = plot.Axes.Right.MaximumSize = ColourBarGap;
+            plot.Layout.Fixed(new PixelPadding(0, ColourBarSpace, 0, 0));
+            var bar = plot.Add.ColorBar(heatmap);
+            bar.Width = ColourBarWidth;
+            var ink = new Color(_ink.Red, _ink.Green, _ink.Blue);
+            var ticks = new[] { 0.0, 0.25, 0.5, 0.75, 1.0 };
+            bar.Axis.SetTicks(ticks, ticks.Select(t => t.ToString("0.##", CultureInfo.InvariantCulture)).ToArray());
+            bar.Axis.TickLabelStyle.FontName = FigureFonts.FamilyName;
+            bar.Axis.TickLabelStyle.FontSize = _tickSize;
+            bar.Axis.TickLabelStyle.ForeColor = ink;
+            bar.Axis.MajorTickStyle.Length = 4;
+            bar.Axis.MajorTickStyle.Color = ink;
+            bar.Axis.MinorTickStyle.Length = 0;
+            bar.Axis.FrameLineStyle.Color = ink;
+        }
+        return (plot, heatmap);
+    }
+
+    /// <summary>A plot without title, axes, grid or padding: its data area is the rectangle it is rendered into.</summary>
+    private static Plot TilePlot()
+    {
+        var plot = new Plot();
+        plot.RenderManager.ClearCanvasBeforeEachRender = false; // the canvas holds the rest of the figure
+        plot.Layout.Frameless();
+        plot.Layout.Fixed(new PixelPadding(0));
+        plot.HideGrid();
+        plot.FigureBackground.Color = Colors.White;
+        plot.DataBackground.Color = Colors.White;
+        return plot;
+    }
+
+    private Heatmap Add(Plot plot, IColormap colormap)
+    {
+        var heatmap = plot.Add.Heatmap(new double[_height, _width]);
+        heatmap.Colormap = colormap;
+        heatmap.Smooth = false;
+        heatmap.ManualRange = new ScottPlot.Range(0, 1);
+        // Cells span [0, width] x [0, height]; the first row of intensities is the top one.
+        heatmap.CellAlignment = Alignment.LowerLeft;
+        plot.Axes.SetLimits(0, _width, 0, _height);
+        return heatmap;
+    }
+
+    private void Fill(Heatmap heatmap, ReadOnlySpan<float> values)
+    {
+        if (values.Length != _width * _height)
+            throw new ArgumentException($"a {_width}x{_height} heatmap needs {_width * _height} values, not {values.Length}", nameof(values));
+        var cells = heatmap.Intensities;
+        for (int y = 0, i = 0; y < _height; y++)
+            for (int x = 0; x < _width; x++, i++)
+                cells[y, x] = values[i];
+        heatmap.Update();
+    }
+
+    private static void Render(Plot plot, SKCanvas canvas, int left, int top, int width, int height) =>
+        plot.Render(canvas, new PixelRect(left, left + width, top + height, top));
+}
