@@ -12,7 +12,8 @@ namespace Fer.Core.Plots;
 /// tile is a frameless plot whose data area is exactly the tile, the heatmap unsmoothed, so every map pixel is a
 /// sharp scale x scale block. Values outside 0..1 are clamped; a NaN is left transparent (white, or the image in
 /// the overlay). One instance draws every tile of a figure: its plots are made once (on first use) and only their
-/// intensities change from tile to tile, which keeps a figure of dozens of tiles fast.
+/// intensities change from tile to tile, and the colour bar, the same in every row, is rendered once into an
+/// SKPicture that each row replays; this keeps a figure of dozens of tiles fast.
 /// </summary>
 internal sealed class HeatmapTiles : IDisposable
 {
@@ -30,7 +31,8 @@ internal sealed class HeatmapTiles : IDisposable
     private readonly int _width, _height;
     private readonly float _tickSize;
     private readonly SKColor _ink;
-    private (Plot Plot, Heatmap Map)? _map, _barred;
+    private (Plot Plot, Heatmap Map)? _map;
+    private SKPicture? _colourBar;
     private (Plot Plot, Heatmap Image, Heatmap Map)? _overlay;
 
     public HeatmapTiles(int width, int height, float tickSize, SKColor ink)
@@ -45,7 +47,7 @@ internal sealed class HeatmapTiles : IDisposable
     /// <summary>The map (width x height values, row-major, top row first) in jet, scaled by <paramref name="scale"/>.</summary>
     public void Map(SKCanvas canvas, ReadOnlySpan<float> map, int left, int top, int scale)
     {
-        var (plot, heatmap) = _map ??= MapPlot(withColourBar: false);
+        var (plot, heatmap) = _map ??= MapPlot();
         Fill(heatmap, map);
         Render(plot, canvas, left, top, _width * scale, _height * scale);
     }
@@ -53,9 +55,9 @@ internal sealed class HeatmapTiles : IDisposable
     /// <summary>The map in jet with a colour bar 0..1 (ticks every 0.25) in the <see cref="ColourBarSpace"/> pixels right of it.</summary>
     public void MapWithColourBar(SKCanvas canvas, ReadOnlySpan<float> map, int left, int top, int scale)
     {
-        var (plot, heatmap) = _barred ??= MapPlot(withColourBar: true);
-        Fill(heatmap, map);
-        Render(plot, canvas, left, top, _width * scale + ColourBarSpace, _height * scale);
+        Map(canvas, map, left, top, scale);
+        _colourBar ??= RecordColourBar(_width * scale, _height * scale);
+        canvas.DrawPicture(_colourBar, left, top);
     }
 
     /// <summary>The image in grey with the map's jet colours blended over it at 50%.</summary>
@@ -78,33 +80,47 @@ internal sealed class HeatmapTiles : IDisposable
     public void Dispose()
     {
         _map?.Plot.Dispose();
-        _barred?.Plot.Dispose();
+        _colourBar?.Dispose();
         _overlay?.Plot.Dispose();
     }
 
-    private (Plot, Heatmap) MapPlot(bool withColourBar)
+    private (Plot, Heatmap) MapPlot()
     {
         var plot = TilePlot();
+        return (plot, Add(plot, Jet));
+    }
+
+    /// <summary>
+    /// The colour bar of a map of <paramref name="mapWidth"/> x <paramref name="mapHeight"/> pixels, recorded with the
+    /// map's place at the origin: a plot of a hidden jet heatmap on 0..1 with its ColorBar in the space right of the data
+    /// area (the hidden right axis, of fixed size, is the gap), on transparent backgrounds so it leaves the map alone.
+    /// </summary>
+    private SKPicture RecordColourBar(int mapWidth, int mapHeight)
+    {
+        using var plot = TilePlot();
+        plot.FigureBackground.Color = Colors.Transparent;
+        plot.DataBackground.Color = Colors.Transparent;
         var heatmap = Add(plot, Jet);
-        if (withColourBar)
-        {
-            // The hidden right axis keeps its fixed size: it is the gap between the map and the bar.
-            plot.Axes.Right.MinimumSize = plot.Axes.Right.MaximumSize = ColourBarGap;
-            plot.Layout.Fixed(new PixelPadding(0, ColourBarSpace, 0, 0));
-            var bar = plot.Add.ColorBar(heatmap);
-            bar.Width = ColourBarWidth;
-            var ink = new Color(_ink.Red, _ink.Green, _ink.Blue);
-            var ticks = new[] { 0.0, 0.25, 0.5, 0.75, 1.0 };
-            bar.Axis.SetTicks(ticks, ticks.Select(t => t.ToString("0.##", CultureInfo.InvariantCulture)).ToArray());
-            bar.Axis.TickLabelStyle.FontName = FigureFonts.FamilyName;
-            bar.Axis.TickLabelStyle.FontSize = _tickSize;
-            bar.Axis.TickLabelStyle.ForeColor = ink;
-            bar.Axis.MajorTickStyle.Length = 4;
-            bar.Axis.MajorTickStyle.Color = ink;
-            bar.Axis.MinorTickStyle.Length = 0;
-            bar.Axis.FrameLineStyle.Color = ink;
-        }
-        return (plot, heatmap);
+        heatmap.IsVisible = false;
+        plot.Axes.Right.MinimumSize = plot.Axes.Right.MaximumSize = ColourBarGap;
+        plot.Layout.Fixed(new PixelPadding(0, ColourBarSpace, 0, 0));
+        var bar = plot.Add.ColorBar(heatmap);
+        bar.Width = ColourBarWidth;
+        var ink = new Color(_ink.Red, _ink.Green, _ink.Blue);
+        var ticks = new[] { 0.0, 0.25, 0.5, 0.75, 1.0 };
+        bar.Axis.SetTicks(ticks, ticks.Select(t => t.ToString("0.##", CultureInfo.InvariantCulture)).ToArray());
+        bar.Axis.TickLabelStyle.FontName = FigureFonts.FamilyName;
+        bar.Axis.TickLabelStyle.FontSize = _tickSize;
+        bar.Axis.TickLabelStyle.ForeColor = ink;
+        bar.Axis.MajorTickStyle.Length = 4;
+        bar.Axis.MajorTickStyle.Color = ink;
+        bar.Axis.MinorTickStyle.Length = 0;
+        bar.Axis.FrameLineStyle.Color = ink;
+        int width = mapWidth + ColourBarSpace;
+        using var recorder = new SKPictureRecorder();
+        var canvas = recorder.BeginRecording(SKRect.Create(width, mapHeight));
+        Render(plot, canvas, 0, 0, width, mapHeight);
+        return recorder.EndRecording();
     }
 
     /// <summary>A plot without title, axes, grid or padding: its data area is the rectangle it is rendered into.</summary>
