@@ -93,7 +93,8 @@ internal sealed class HeatmapTiles : IDisposable
     /// <summary>
     /// The colour bar of a map of <paramref name="mapWidth"/> x <paramref name="mapHeight"/> pixels, recorded with the
     /// map's place at the origin: a plot of a hidden jet heatmap on 0..1 with its ColorBar in the space right of the data
-    /// area (the hidden right axis, of fixed size, is the gap), on transparent backgrounds so it leaves the map alone.
+    /// area (the hidden right axis, of fixed size, is the gap), on transparent backgrounds so it leaves the map alone,
+/// with a one-pixel outline.
     /// </summary>
     private SKPicture RecordColourBar(int mapWidth, int mapHeight)
     {
@@ -120,6 +121,9 @@ internal sealed class HeatmapTiles : IDisposable
         using var recorder = new SKPictureRecorder();
         var canvas = recorder.BeginRecording(SKRect.Create(width, mapHeight));
         Render(plot, canvas, 0, 0, width, mapHeight);
+        // ScottPlot draws the axis line on the bar's right edge only; an outline all round, as matplotlib's, frames it.
+        using var outline = new SKPaint { Color = _ink, Style = SKPaintStyle.Stroke, StrokeWidth = 1 };
+        canvas.DrawRect(mapWidth + ColourBarGap - 0.5f, -0.5f, ColourBarWidth + 1, mapHeight + 1, outline);
         return recorder.EndRecording();
     }
 

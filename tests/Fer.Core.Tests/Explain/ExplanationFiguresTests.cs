@@ -229,6 +229,8 @@ public sealed class ExplanationFiguresTests : IDisposable
         Assert.True(barMiddle.Green > 200 && barMiddle.Red is > 60 and < 190 && barMiddle.Blue is > 60 and < 190, $"colour bar middle {barMiddle} is not jet's green");
         Assert.True(barBottom.Blue > 110 && barBottom.Red < 30 && barBottom.Green < 30, $"colour bar bottom {barBottom} is not jet's dark blue");
         Assert.Equal(SKColors.White, bitmap.GetPixel(barLeft - 4, top + cell / 2)); // the gap between map and bar
+        foreach (var (x, y) in new[] { (barLeft - 1, top + cell / 2), (barCentre, top - 1), (barCentre, top + cell) })
+            Assert.True(bitmap.GetPixel(x, y) is var p && p.Red < 100 && p.Green < 100 && p.Blue < 100, $"no outline round the colour bar at ({x}, {y})");
         // Tick labels right of the bar: dark text near the 0, 0.5 and 1 ticks, white below the bar.
         bool Ink(int x0, int y0, int y1)
         {
