@@ -52,7 +52,8 @@ internal sealed class HeatmapTiles : IDisposable
         Render(plot, canvas, left, top, _width * scale, _height * scale);
     }
 
-    /// <summary>The map in jet with a colour bar 0..1 (ticks every 0.25) in the <see cref="ColourBarSpace"/> pixels right of it.</summary>
+    /// <summary>The map in jet with a colour bar 0..1 (ticks every 0.25) in the <see cref="ColourBarSpace"/> pixels right of it
+    /// (recorded at the first call's <paramref name="scale"/>: a figure draws all its maps at one scale).</summary>
     public void MapWithColourBar(SKCanvas canvas, ReadOnlySpan<float> map, int left, int top, int scale)
     {
         Map(canvas, map, left, top, scale);
