@@ -29,6 +29,7 @@ public static partial class ExplanationFigures
         int height = 2 * Margin + headerHeight + labelHeight + 3 * cell + 2 * gap;
         using var canvasOwner = new FigureCanvas(width, height);
         var canvas = canvasOwner.Canvas;
+        using var heatmaps = new HeatmapTiles(side, side, TickSize, Ink);
         TextFitted(canvas, heading, Margin, Margin + TitleSize, width - 2 * Margin, titleFont, Ink);
         for (int n = 0; n < noteLines.Length; n++)
             TextFitted(canvas, noteLines[n], Margin, Margin + TitleSize + 26 + 20 * n, width - 2 * Margin, small, Muted);
@@ -42,9 +43,9 @@ public static partial class ExplanationFigures
             TextFitted(canvas, columnTitles[i], left, Margin + headerHeight + LabelSize, cell, label, Ink);
             TextFitted(canvas, $"for {ClassName(classNames, maps.TargetClasses[i])}", left, Margin + headerHeight + LabelSize * 2.35f, cell, small, Muted);
             var image = images.AsSpan(i * pixels, pixels);
-            DrawMap(canvas, image, side, left, top, scale, ColorMaps.Gray);
-            DrawMap(canvas, maps.Map(i), side, left, top + cell + gap, scale, ColorMaps.Jet);
-            DrawOverlay(canvas, image, maps.Map(i), side, left, top + 2 * (cell + gap), scale);
+            DrawMap(canvas, image, side, left, top, scale, HeatmapTiles.Grey);
+            heatmaps.Map(canvas, maps.Map(i), left, top + cell + gap, scale);
+            heatmaps.Overlay(canvas, image, maps.Map(i), left, top + 2 * (cell + gap), scale);
         }
         canvasOwner.SavePng(pngPath);
     }
@@ -69,6 +70,7 @@ public static partial class ExplanationFigures
         int height = 2 * Margin + headerHeight + columnHeader + rows * (cell + gap);
         using var canvasOwner = new FigureCanvas(width, height);
         var canvas = canvasOwner.Canvas;
+        using var heatmaps = new HeatmapTiles(side, side, TickSize, Ink);
         TextFitted(canvas, heading, Margin, Margin + TitleSize, width - 2 * Margin, titleFont, Ink);
         TextFitted(canvas, $"weight layers re-initialised from the top down ({sanity.WeightLayers} in all); header: Spearman rank correlation with the trained maps " +
                            $"after the last step, red when >= {SanityResult.IndependenceThreshold:0.0} (the map does not depend on the model)",
@@ -88,11 +90,11 @@ public static partial class ExplanationFigures
             int top = gridTop + row * (cell + gap);
             string rowTitle = row == 0 ? "trained" : $"to {sanity.Steps[row - 1].Layer} ({sanity.Steps[row - 1].LayersRandomised}/{sanity.WeightLayers})";
             TextFitted(canvas, rowTitle, Margin, top + cell / 2f + LabelSize / 2, rowLabel - 8, label, row == 0 ? Ink : Muted);
-            DrawMap(canvas, image, side, Left(0), top, scale, row == 0 ? ColorMaps.Gray : _ => SKColors.White);
+            if (row == 0) DrawMap(canvas, image, side, Left(0), top, scale, HeatmapTiles.Grey); // later rows leave the image column blank
             for (int m = 0; m < methodNames.Count; m++)
             {
                 var maps = row == 0 ? sanity.Trained[methodNames[m]] : sanity.Steps[row - 1].Maps[methodNames[m]];
-                DrawMap(canvas, maps.Map(imageIndex), side, Left(m + 1), top, scale, ColorMaps.Jet);
+                heatmaps.Map(canvas, maps.Map(imageIndex), Left(m + 1), top, scale);
             }
         }
         canvasOwner.SavePng(pngPath);

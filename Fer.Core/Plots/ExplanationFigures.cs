@@ -1,15 +1,20 @@
 using Fer.Core.Explain;
+using ScottPlot;
 using SkiaSharp;
 
 namespace Fer.Core.Plots;
 
 /// <summary>
-/// Figures of the seed report's sections 4 and 5, drawn with SkiaSharp: images are upscaled with nearest-neighbour
-/// sampling by an integer factor so single pixels stay visible, labels use a sans font at a size that stays legible
-/// when the figure is shown at page width. Files are written to a temporary name and renamed into place.
-/// SkiaSharp rather than ScottPlot here: these are grids of many small images (64 filter tiles, rows of four
-/// panels) each with its own title and no axes; in ScottPlot each tile would be a subplot with its axes, ticks and
-/// margins switched off, while here a tile is one scaled bitmap drawn at a computed place.
+/// Figures of the seed report's sections 4 and 5 and of the attribution methods: grids of small tiles, each with its
+/// own one- or two-line title, laid out by SkiaSharp at computed places. The heatmap tiles (maps in jet, the
+/// overlays, the colour bar) are ScottPlot 5 heatmaps and a ColorBar rendered into their place (<see cref="HeatmapTiles"/>);
+/// grey image tiles (the images, masked images, filter optima and layer outputs) stay SkiaSharp bitmaps coloured by
+/// ScottPlot's grayscale colormaps: a picture has no colour scale to show, and one scaled bitmap per tile is simpler and
+/// faster than a plot per tile. The layout, titles and text stay SkiaSharp because a ScottPlot Multiplot would make
+/// every tile a subplot with its title, axes, ticks and margins to switch off, and would not fit the titles
+/// (shrunk, then ellipsised) to the tile width. Images are upscaled by an integer factor without smoothing so single
+/// pixels stay visible; labels use a sans font at a size that stays legible when the figure is shown at page width.
+/// Files are written to a temporary name and renamed into place.
 /// </summary>
 public static partial class ExplanationFigures
 {
@@ -20,6 +25,7 @@ public static partial class ExplanationFigures
     private static readonly SKColor Muted = new(90, 90, 90);
     private static readonly SKColor Kept = new(0, 120, 40);
     private static readonly SKColor Changed = new(190, 20, 20);
+    private static readonly IColormap GreyReversed = new ScottPlot.Colormaps.GrayscaleReversed();
 
     /// <summary>
     /// One row per image: the original, the saliency heatmap (jet, with a colour bar), the masked image and, when
@@ -42,7 +48,6 @@ public static partial class ExplanationFigures
 
         int scale = Math.Max(1, 192 / side);
         int cell = side * scale;
-        const int colourBarWidth = 16, colourBarLabels = 44;
         int columns = gradCam is null ? 3 : 4;
         var columnX = new int[columns];
         int x = Margin;
@@ -50,7 +55,7 @@ public static partial class ExplanationFigures
         {
             columnX[c] = x;
             x += cell + ColumnGap;
-            if (c == 1) x += colourBarWidth + colourBarLabels; // room for the colour bar right of the heatmap
+            if (c == 1) x += HeatmapTiles.ColourBarWidth + HeatmapTiles.ColourBarLabels; // room for the colour bar right of the heatmap
         }
         double keepFraction = masking.KeepFraction;
         string heading = $"{saliency.Method} saliency: which pixels raise the explained class's score";
@@ -58,7 +63,6 @@ public static partial class ExplanationFigures
                           $"prediction kept for {masking.KeptPredictionRate:P0} of these images";
         using var title = FigureFonts.Make(TitleSize, bold: true);
         using var label = FigureFonts.Make(LabelSize);
-        using var tick = FigureFonts.Make(TickSize);
         int width = Math.Max(WideEnoughFor(heading, title, x - ColumnGap + Margin), WideEnoughFor(maskLine, label, 0));
         const int headerHeight = 2 * 28 + 10;
         int rowTitleHeight = (int)(2 * LabelSize * 1.35) + 6;
@@ -67,6 +71,7 @@ public static partial class ExplanationFigures
 
         using var canvasOwner = new FigureCanvas(width, height);
         var canvas = canvasOwner.Canvas;
+        using var heatmaps = new HeatmapTiles(side, side, TickSize, Ink);
 
         Text(canvas, heading, Margin, Margin + TitleSize, title, Ink);
         TextFitted(canvas, maskLine, Margin, Margin + TitleSize + 28, width - 2 * Margin, label, Muted);
@@ -82,23 +87,22 @@ public static partial class ExplanationFigures
 
             TextFitted(canvas, rowTitles[r], columnX[0], line1, cell, label, Ink);
             TextFitted(canvas, $"pred {ClassName(classNames, original)} ({masking.OriginalConfidence[r]:0.00})", columnX[0], line2, cell, label, Muted);
-            DrawMap(canvas, image, side, columnX[0], imageTop, scale, ColorMaps.Gray);
+            DrawMap(canvas, image, side, columnX[0], imageTop, scale, HeatmapTiles.Grey);
 
             TextFitted(canvas, $"saliency for {ClassName(classNames, target)}", columnX[1], line1, cell, label, Ink);
             TextFitted(canvas, saliency.Method, columnX[1], line2, cell, label, Muted);
-            DrawMap(canvas, saliency.Map(r), side, columnX[1], imageTop, scale, ColorMaps.Jet);
-            DrawColourBar(canvas, columnX[1] + cell + 8, imageTop, colourBarWidth, cell, ColorMaps.Jet, tick);
+            heatmaps.MapWithColourBar(canvas, saliency.Map(r), columnX[1], imageTop, scale);
 
             TextFitted(canvas, $"masked (top {keepFraction:P0} kept)", columnX[2], line1, cell, label, Ink);
             TextFitted(canvas, $"pred {ClassName(classNames, masked)} ({masking.MaskedConfidence[r]:0.00})", columnX[2], line2, cell,
                 label, masked == original ? Kept : Changed);
-            DrawMap(canvas, masking.MaskedImages.AsSpan(r * pixels, pixels), side, columnX[2], imageTop, scale, ColorMaps.Gray);
+            DrawMap(canvas, masking.MaskedImages.AsSpan(r * pixels, pixels), side, columnX[2], imageTop, scale, HeatmapTiles.Grey);
 
             if (gradCam is not null)
             {
                 TextFitted(canvas, $"Grad-CAM for {ClassName(classNames, gradCam.TargetClasses[r])}", columnX[3], line1, cell, label, Ink);
                 TextFitted(canvas, gradCam.Method, columnX[3], line2, cell, label, Muted);
-                DrawOverlay(canvas, image, gradCam.Map(r), side, columnX[3], imageTop, scale);
+                heatmaps.Overlay(canvas, image, gradCam.Map(r), columnX[3], imageTop, scale);
             }
         }
         canvasOwner.SavePng(pngPath);
@@ -135,7 +139,7 @@ public static partial class ExplanationFigures
         {
             int left = Margin + f % columns * (cell + gap);
             int top = Margin + headerHeight + f / columns * (cell + labelHeight + gap);
-            DrawMap(canvas, result.Image(f), side, left, top, scale, ColorMaps.Gray);
+            DrawMap(canvas, result.Image(f), side, left, top, scale, HeatmapTiles.Grey);
             DrawFrame(canvas, left, top, cell, cell); // a white optimum stays visible
             TextFitted(canvas, $"#{f}  {Format(result.FinalActivation[f])} ({Format(result.StartActivation[f])})",
                 left, top + cell + LabelSize + 2, cell, label, Ink);
@@ -182,7 +186,7 @@ public static partial class ExplanationFigures
             int left = Margin + c % columns * (labelWidth + gap);
             int top = Margin + headerHeight + c / columns * (cellHeight + labelHeight + gap);
             int cellLeft = left + (labelWidth - cellWidth) / 2;
-            DrawMap(canvas, scaled, width, height, cellLeft, top, scale, ColorMaps.GrayReversed);
+            DrawMap(canvas, scaled, width, height, cellLeft, top, scale, GreyReversed);
             DrawFrame(canvas, cellLeft, top, cellWidth, cellHeight);
             string text = constant ? $"#{c} constant {Format(min)}" : $"#{c}";
             TextFitted(canvas, text, left, top + cellHeight + LabelSize + 2, labelWidth, label, constant ? Muted : Ink);
@@ -203,57 +207,25 @@ public static partial class ExplanationFigures
         canvas.DrawRect(left - 0.5f, top - 0.5f, width + 1, height + 1, frame);
     }
 
-    private static void DrawMap(SKCanvas canvas, ReadOnlySpan<float> values, int side, int left, int top, int scale,
-        Func<double, SKColor> colourMap) =>
+    /// <summary>A grey image tile: one bitmap of the values' colours, upscaled without smoothing.</summary>
+    private static void DrawMap(SKCanvas canvas, ReadOnlySpan<float> values, int side, int left, int top, int scale, IColormap colourMap) =>
         DrawMap(canvas, values, side, side, left, top, scale, colourMap);
 
     private static void DrawMap(SKCanvas canvas, ReadOnlySpan<float> values, int width, int height, int left, int top,
-        int scale, Func<double, SKColor> colourMap)
+        int scale, IColormap colourMap)
     {
         var colours = new SKColor[width * height];
-        for (int i = 0; i < colours.Length; i++) colours[i] = colourMap(values[i]);
-        DrawPixels(canvas, colours, width, height, left, top, scale);
-    }
-
-    /// <summary>The image in grey with the heatmap's jet colours blended over it at 50% (keras-vis's overlay).</summary>
-    private static void DrawOverlay(SKCanvas canvas, ReadOnlySpan<float> image, ReadOnlySpan<float> heat, int side, int left, int top, int scale)
-    {
-        var colours = new SKColor[side * side];
         for (int i = 0; i < colours.Length; i++)
         {
-            SKColor grey = ColorMaps.Gray(image[i]), hot = ColorMaps.Jet(heat[i]);
-            colours[i] = new SKColor((byte)((grey.Red + hot.Red) / 2), (byte)((grey.Green + hot.Green) / 2), (byte)((grey.Blue + hot.Blue) / 2));
+            double v = values[i];
+            var c = colourMap.GetColor(double.IsNaN(v) ? 0 : v); // ScottPlot's colormaps clamp to 0..1
+            colours[i] = new SKColor(c.R, c.G, c.B);
         }
-        DrawPixels(canvas, colours, side, side, left, top, scale);
-    }
-
-    private static void DrawPixels(SKCanvas canvas, SKColor[] colours, int width, int height, int left, int top, int scale)
-    {
         using var bitmap = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque));
         bitmap.Pixels = colours;
         using var image = SKImage.FromBitmap(bitmap);
         canvas.DrawImage(image, new SKRect(left, top, left + width * scale, top + height * scale),
             new SKSamplingOptions(SKFilterMode.Nearest, SKMipmapMode.None));
-    }
-
-    private static void DrawColourBar(SKCanvas canvas, int left, int top, int barWidth, int barHeight,
-        Func<double, SKColor> colourMap, SKFont font)
-    {
-        using var paint = new SKPaint { IsAntialias = false };
-        for (int y = 0; y < barHeight; y++)
-        {
-            paint.Color = colourMap(1 - (double)y / (barHeight - 1));
-            canvas.DrawRect(left, top + y, barWidth, 1, paint);
-        }
-        using var line = new SKPaint { Color = Ink, Style = SKPaintStyle.Stroke, StrokeWidth = 1, IsAntialias = true };
-        canvas.DrawRect(left - 0.5f, top - 0.5f, barWidth + 1, barHeight + 1, line);
-        using var textPaint = new SKPaint { Color = Ink, IsAntialias = true };
-        foreach (var value in new[] { 0.0, 0.25, 0.5, 0.75, 1.0 })
-        {
-            float y = top + (float)((1 - value) * (barHeight - 1)) + 0.5f;
-            canvas.DrawLine(left + barWidth, y, left + barWidth + 4, y, line);
-            canvas.DrawText(value.ToString("0.##"), left + barWidth + 7, y + font.Size * 0.35f, SKTextAlign.Left, font, textPaint);
-        }
     }
 
     private static void Text(SKCanvas canvas, string text, float x, float baseline, SKFont font, SKColor colour)
