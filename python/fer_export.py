@@ -106,7 +106,8 @@ def load(export_dir):
     models = {}
     for m in meta["members"]:
         if m["architecture"] not in ARCHITECTURES:
-            raise SystemExit(f"{m['name']}: architecture {m['architecture']} has no PyTorch definition here")
+            raise SystemExit(f"{m['name']}: architecture {m['architecture']} has no PyTorch definition here (a model its flow "
+                             "script registers: add an nn.Module to ARCHITECTURES; model.json lists its layers and state_dict shapes)")
         model = ARCHITECTURES[m["architecture"]](classes, side, **m["hyperparameters"])
         model.load_state_dict(torch.load(root / m["file"], map_location="cpu"), strict=True)
         models[m["name"]] = model.eval()

@@ -4,6 +4,7 @@ using Fer.Core.Storage;
 using Fer.Flow.Audit;
 using Fer.Flow.Cache;
 using Fer.Flow.Pipeline;
+using Fer.Flow.Scripting;
 using Fer.Flow.Stages;
 using TorchSharp;
 
@@ -56,6 +57,7 @@ public sealed record RunEnsemble(RunSummary Run, IReadOnlyList<LoadedMember> Mem
         if (classes.Length < 2) throw new FlowDefinitionException($"{splitOutput.Train.Path}: fewer than two class names in its metadata");
 
         var members = new List<LoadedMember>();
+        ModelCatalog? scriptModels = null;
         try
         {
             foreach (var name in ensemble.Members)
@@ -63,12 +65,11 @@ public sealed record RunEnsemble(RunSummary Run, IReadOnlyList<LoadedMember> Mem
                 var report = record.Stages.FirstOrDefault(s => s.Kind == "train-member" && (s.Stage == $"train.{name}" || s.Stage == name))
                     ?? throw new FlowDefinitionException($"run {chosen.RunId}: ensemble member {name} has no train-member report in run.json");
                 var trained = (TrainedMember)ReadEntry(cache, report, typeof(TrainedMember), record);
-                if (!ModelCatalog.BuiltIn.Contains(trained.Model))
-                    throw new FlowDefinitionException(
-                        $"member {name} is a '{trained.Model}', a model its flow script registers; fer predict and export rebuild Fer's own models ({string.Join(", ", ModelCatalog.BuiltIn.Names)})");
                 if (!ensemble.Weights.TryGetValue(name, out var weight) || !double.IsFinite(weight) || weight < 0)
                     throw new FlowDefinitionException($"run {chosen.RunId}: no valid ensemble weight for member {name}");
-                var model = trained.Load(ModelCatalog.BuiltIn, classes.Length, side, device);
+                var catalog = ModelCatalog.BuiltIn.Contains(trained.Model) ? ModelCatalog.BuiltIn
+                    : ScriptModel(record, name, trained, ref scriptModels);
+                var model = trained.Load(catalog, classes.Length, side, device);
                 members.Add(new LoadedMember(trained, model, weight));
             }
         }
@@ -79,6 +80,41 @@ public sealed record RunEnsemble(RunSummary Run, IReadOnlyList<LoadedMember> Mem
         }
         if (members.Count == 0) throw new FlowDefinitionException($"run {chosen.RunId} ({ensembleNode}) lists no ensemble members");
         return new RunEnsemble(chosen, members, classes, side, ensemble.FlipTta);
+    }
+
+    /// <summary>
+    /// The catalog of the run's flow script, for a member whose model the script registers: the script is evaluated
+    /// again (with the run's parameters) only if it still exists, and its model is used only if the script's hash
+    /// (over it and every #loaded file) is the one the member was trained with, so the code that rebuilds the model
+    /// is the code whose weights these are. Otherwise exit 2, saying what to run.
+    /// </summary>
+    private static ModelCatalog ScriptModel(RunRecord record, string member, TrainedMember trained, ref ModelCatalog? loaded)
+    {
+        string model = trained.Model, script = record.Script ?? "";
+        string rerun = $"retrain the member to record it: {record.Command} --from train.{member}";
+        if (trained.ModelSourceHash is null)
+            throw new FlowDefinitionException($"member {member} is a '{model}', a model its flow script registers, trained before Fer recorded the script's hash; {rerun}");
+        if (script.Length == 0 || !Path.IsPathFullyQualified(script))
+            throw new FlowDefinitionException($"member {member} is a '{model}' from a flow script, but run {record.RunId} does not name its script");
+        if (loaded is null)
+        {
+            try { loaded = LoadScriptModels(record, member, trained, script, model); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            { throw new FlowDefinitionException($"{script}: cannot read the flow script that defines model '{model}': {e.Message}"); }
+        }
+        if (!loaded.Contains(model))
+            throw new FlowDefinitionException($"{script} no longer registers model '{model}' (member {member} of run {record.RunId})");
+        return loaded;
+    }
+
+    private static ModelCatalog LoadScriptModels(RunRecord record, string member, TrainedMember trained, string script, string model)
+    {
+        if (FileStat.Of(script).Kind != FileKind.Regular)
+            throw new FlowDefinitionException($"{script}: the flow script that defines model '{model}' (member {member} of run {record.RunId}) is no longer a readable file");
+        if (FlowScriptHost.ScriptHash(script) != trained.ModelSourceHash)
+            throw new FlowDefinitionException($"{script} has changed since run {record.RunId} trained member {member} with its model '{model}': " +
+                $"the weights may not fit the model it defines now; rerunning the flow retrains it: {record.Command}");
+        return FlowScriptHost.Load(script, record.Parameters).Models;
     }
 
     /// <summary>A node's typed output from its cache entry, after every file's size and SHA-256 are checked.</summary>

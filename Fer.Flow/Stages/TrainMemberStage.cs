@@ -38,6 +38,10 @@ public sealed record TrainedMember(string Member, string Model, ModelFamily Fami
 {
     object IHasMetrics.Metrics => Metrics;
 
+    /// <summary>The hash of the flow script (and its #loaded files) that registered the model; null for Fer's own
+    /// models (and for members cached before Fer recorded it). `fer predict` checks it before rebuilding a script's model.</summary>
+    public string? ModelSourceHash { get; init; }
+
     /// <summary>Rebuilds the trained model (eval mode, on the device) from the flow's model catalog.</summary>
     public FerModel Load(ModelCatalog models, int numClasses, int side, torch.Device device)
     {
@@ -146,6 +150,7 @@ public sealed class TrainMemberStage : Stage<MemberSettings, TrainedMember>
         ctx.Rows["train"] = train.Count;
         var metrics = new MemberMetrics(s.Model, entry.Family, model.ParameterCount(), result.EpochsRun, result.BestEpoch, result.BestValidAccuracy,
             result.BestValidLoss, result.Seconds, result.ImagesPerSecond, result.StoppedEarly, result.ResumedFromEpoch, s.Hyperparameters);
-        return new TrainedMember(member, s.Model, entry.Family, s.Hyperparameters, weights, history, summary, curves, metrics);
+        return new TrainedMember(member, s.Model, entry.Family, s.Hyperparameters, weights, history, summary, curves, metrics)
+        { ModelSourceHash = entry.SourceHash };
     }
 }

@@ -39,6 +39,9 @@ public static class PhotoTestData
         Skip.If(CascadeFile.Value.Path is null, CascadeFile.Value.Why);
     }
 
+    /// <summary>Skips the test (with the reason) when OpenCV's native library cannot load (images are read with it).</summary>
+    public static void SkipUnlessOpenCvLoads() => Skip.If(OpenCvProblem.Value is not null, OpenCvProblem.Value);
+
     private static void InstallGtkWhereMissing()
     {
         try
