@@ -4,8 +4,8 @@
 
 As a module: `models, meta = load(EXPORT_DIR)`, then `probabilities(models, meta, x)` for x of shape
 [N, 1, side, side] holding grayscale pixels / 255 (each model applies its own training mean/std).
-The seed CNN and DNN below mirror Fer.Core/Models/SeedCnn.cs and SeedDnn.cs layer by layer, with the same
-state_dict names, so `load_state_dict(..., strict=True)` checks every tensor's name and shape.
+The seed CNN and DNN and the VGG-style vgg-bn below mirror Fer.Core/Models/SeedCnn.cs, SeedDnn.cs and FerVgg.cs
+layer by layer, with the same state_dict names, so `load_state_dict(..., strict=True)` checks every tensor's name and shape.
 """
 import hashlib
 import json
@@ -95,7 +95,41 @@ class SeedDnn(Normalised):
         self.layers.append(self.dense_7)
 
 
-ARCHITECTURES = {"seed-cnn": SeedCnn, "seed-dnn": SeedDnn}
+class VggBn(Normalised):
+    """Fer.Core/Models/FerVgg.cs: four blocks of [conv-BN-ReLU x2, max-pool 2, dropout] with 64/128/256/512 channels
+    (times width, at least 8), then dense-BN-ReLU-dropout and the classifier; layers named as Keras would (conv2d_1, ...)."""
+
+    def __init__(self, num_classes=7, side=48, width=1.0, dropout=0.3):
+        super().__init__()
+        counts = {}
+        self.layers = []
+
+        def add(prefix, module):
+            counts[prefix] = counts.get(prefix, 0) + 1
+            setattr(self, f"{prefix}_{counts[prefix]}", module)
+            self.layers.append(module)
+
+        cin, s = 1, side
+        for base in (64, 128, 256, 512):
+            c = max(8, round(base * width))  # round half to even, as .NET's Math.Round
+            for _ in range(2):
+                add("conv2d", nn.Conv2d(cin, c, 3, padding=1))
+                add("batch_normalization", nn.BatchNorm2d(c))
+                add("activation", nn.ReLU())
+                cin = c
+            add("max_pooling2d", nn.MaxPool2d(2, 2))
+            add("dropout", nn.Dropout(dropout))
+            s //= 2
+        hidden = max(16, round(256 * width))
+        add("flatten", nn.Flatten())
+        add("dense", nn.Linear(cin * s * s, hidden))
+        add("batch_normalization", nn.BatchNorm1d(hidden))
+        add("activation", nn.ReLU())
+        add("dropout", nn.Dropout(max(dropout, 0.5)))
+        add("dense", nn.Linear(hidden, num_classes))
+
+
+ARCHITECTURES = {"seed-cnn": SeedCnn, "seed-dnn": SeedDnn, "vgg-bn": VggBn}
 
 
 def load(export_dir):

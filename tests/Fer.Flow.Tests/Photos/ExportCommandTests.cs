@@ -107,6 +107,44 @@ public sealed partial class PhotoCommandTests
         Console.WriteLine(stdout.Result);
     }
 
+    [SkippableFact]
+    public void A_vgg_bn_export_loads_into_fer_exports_PyTorch_class_strictly_with_the_same_logits()
+    {
+        const string python = "/usr/bin/python3";
+        Skip.IfNot(File.Exists(python), "no /usr/bin/python3");
+        var probe = Process.Start(new ProcessStartInfo(python, ["-c", "import torch"]) { RedirectStandardError = true, UseShellExecute = false })!;
+        probe.WaitForExit();
+        Skip.If(probe.ExitCode != 0, "Debian's python3-torch is not installed (apt-get install python3-torch)");
+
+        // Not trained, but not trivial either: seeded weights, batch-norm statistics moved off 0 and 1 by a few
+        // training-mode passes, and an input normalisation, so every tensor and the layer order count.
+        using var dir = new TempDir();
+        using var vgg = new Fer.Core.Models.FerVgg(7, 48, width: 0.2, dropout: 0.3);
+        vgg.Initialize(11);
+        vgg.SetInputNormalization(0.45f, 0.22f);
+        vgg.train();
+        using (TorchSharp.torch.no_grad())
+        using (var scope = TorchSharp.torch.NewDisposeScope())
+        {
+            TorchSharp.torch.manual_seed(3);
+            for (int i = 0; i < 3; i++) vgg.call(TorchSharp.torch.rand(16, 1, 48, 48));
+        }
+        vgg.eval();
+        var hyper = new Dictionary<string, double> { ["width"] = 0.2, ["dropout"] = 0.3 };
+        var outDir = dir["export"];
+        Fer.Core.Photos.ModelExport.Write(outDir, "vgg-test", [new Fer.Core.Photos.ExportMember("vgg", "vgg-bn", Fer.Core.Models.ModelFamily.Convolutional, hyper, vgg, 1.0)],
+            Fer.Core.Data.FaceSet.Fer2013Classes, 48, flipTta: true);
+        var start = new ProcessStartInfo(python, [Path.Combine(Repo.Root, "python", "fer_export.py"), outDir])
+        { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        using var p = Process.Start(start)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEnd();
+        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(2)));
+        Assert.True(p.ExitCode == 0, stdout.Result + stderr); // strict load_state_dict, and logits within 1e-4 of TorchSharp's
+        Assert.Contains("vgg: max abs logit difference", stdout.Result);
+        Console.WriteLine(stdout.Result);
+    }
+
     private static void AssertClose(float[] expected, float[] actual)
     {
         Assert.Equal(expected.Length, actual.Length);
