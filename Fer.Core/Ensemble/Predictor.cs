@@ -29,9 +29,7 @@ public static class Predictor
                 ct.ThrowIfCancellationRequested();
                 using var scope = torch.NewDisposeScope();
                 int n = Math.Min(batchSize, faces.Count - start);
-                var x = faces.ImagesTensor(device, start, n);
-                var p = model.call(x).softmax(1);
-                if (flipTta) p = p.add(model.call(x.flip(3)).softmax(1)).div(2);
+                var p = Softmax(model, faces.ImagesTensor(device, start, n), flipTta);
                 p.to(torch.CPU).data<float>().CopyTo(result.AsSpan(start * c, n * c));
                 imagesDone?.Report(start + n);
             }
@@ -41,5 +39,17 @@ public static class Predictor
             model.train(wasTraining);
         }
         return result;
+    }
+
+    /// <summary>
+    /// Class probabilities [N, C] of images [N, 1, S, S] on 0..1, with test-time flip the mean of the image's and its
+    /// mirror's softmax. The one place this is computed, for the predict stage and for photos alike, so a photo crop
+    /// gets the run's own computation (equal up to the last bits oneDNN's batch-size-dependent kernels may change).
+    /// Callers decide on no_grad and eval mode.
+    /// </summary>
+    public static Tensor Softmax(FerModel model, Tensor images, bool flipTta)
+    {
+        var p = model.call(images).softmax(1);
+        return flipTta ? p.add(model.call(images.flip(3)).softmax(1)).div(2) : p;
     }
 }

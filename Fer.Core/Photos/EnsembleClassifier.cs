@@ -10,7 +10,7 @@ public sealed record WeightedMember(string Name, FerModel Model, double Weight);
 
 /// <summary>
 /// Classifies face crops with a run's ensemble: each member's softmax (averaged with the mirrored crop's when the run
-/// used flip TTA, the crop and its mirror going through in one forward pass), combined with the fitted weights
+/// used flip TTA; <see cref="Predictor.Softmax"/>, as the predict stage), combined with the fitted weights
 /// exactly as the predict stage combines them (<see cref="EnsembleWeights.Combine"/>).
 /// </summary>
 public sealed class EnsembleClassifier : IDisposable
@@ -62,11 +62,9 @@ public sealed class EnsembleClassifier : IDisposable
         using (torch.no_grad())
         {
             var x = ToTensor(crops, count).to(Device);
-            var input = FlipTta ? torch.cat([x, x.flip(3)], 0) : x;
             foreach (var m in Members)
             {
-                var p = m.Model.call(input).softmax(1);
-                if (FlipTta) p = p.narrow(0, 0, count).add(p.narrow(0, count, count)).div(2);
+                var p = Predictor.Softmax(m.Model, x, FlipTta);
                 var result = new float[count * c];
                 p.to(torch.CPU).contiguous().data<float>().CopyTo(result);
                 members.Add(result);
