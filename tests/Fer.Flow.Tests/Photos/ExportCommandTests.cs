@@ -87,35 +87,41 @@ public sealed partial class PhotoCommandTests
     [SkippableFact]
     public void Export_loads_into_PyTorch_with_the_same_logits_where_debians_python3_torch_is_installed()
     {
-        const string python = "/usr/bin/python3";
-        Skip.IfNot(File.Exists(python), "no /usr/bin/python3");
-        var probe = Process.Start(new ProcessStartInfo(python, ["-c", "import torch"]) { RedirectStandardError = true, UseShellExecute = false })!;
+        SkipUnlessPythonTorch();
+        using var dir = new TempDir();
+        var stdout = CheckWithFerExportPy(Export(dir));
+        Assert.Contains("cnn: max abs logit difference", stdout);
+        Assert.Contains("dnn: max abs logit difference", stdout);
+    }
+
+    private const string Python = "/usr/bin/python3";
+
+    private static void SkipUnlessPythonTorch()
+    {
+        Skip.IfNot(File.Exists(Python), "no /usr/bin/python3");
+        using var probe = Process.Start(new ProcessStartInfo(Python, ["-c", "import torch"]) { RedirectStandardError = true, UseShellExecute = false })!;
         probe.WaitForExit();
         Skip.If(probe.ExitCode != 0, "Debian's python3-torch is not installed (apt-get install python3-torch)");
+    }
 
-        using var dir = new TempDir();
-        var outDir = Export(dir);
-        var start = new ProcessStartInfo(python, [Path.Combine(Repo.Root, "python", "fer_export.py"), outDir])
+    /// <summary>Runs `python3 python/fer_export.py DIR` (SHA-256 sums, strict state_dict loads, logits within 1e-4) and returns its output.</summary>
+    private static string CheckWithFerExportPy(string exportDir)
+    {
+        var start = new ProcessStartInfo(Python, [Path.Combine(Repo.Root, "python", "fer_export.py"), exportDir])
         { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         using var p = Process.Start(start)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEnd();
         Assert.True(p.WaitForExit(TimeSpan.FromMinutes(2)));
         Assert.True(p.ExitCode == 0, stdout.Result + stderr);
-        Assert.Contains("cnn: max abs logit difference", stdout.Result);
-        Assert.Contains("dnn: max abs logit difference", stdout.Result);
         Console.WriteLine(stdout.Result);
+        return stdout.Result;
     }
 
     [SkippableFact]
     public void A_vgg_bn_export_loads_into_fer_exports_PyTorch_class_strictly_with_the_same_logits()
     {
-        const string python = "/usr/bin/python3";
-        Skip.IfNot(File.Exists(python), "no /usr/bin/python3");
-        var probe = Process.Start(new ProcessStartInfo(python, ["-c", "import torch"]) { RedirectStandardError = true, UseShellExecute = false })!;
-        probe.WaitForExit();
-        Skip.If(probe.ExitCode != 0, "Debian's python3-torch is not installed (apt-get install python3-torch)");
-
+        SkipUnlessPythonTorch();
         // Not trained, but not trivial either: seeded weights, batch-norm statistics moved off 0 and 1 by a few
         // training-mode passes, and an input normalisation, so every tensor and the layer order count.
         using var dir = new TempDir();
@@ -134,15 +140,10 @@ public sealed partial class PhotoCommandTests
         var outDir = dir["export"];
         Fer.Core.Photos.ModelExport.Write(outDir, "vgg-test", [new Fer.Core.Photos.ExportMember("vgg", "vgg-bn", Fer.Core.Models.ModelFamily.Convolutional, hyper, vgg, 1.0)],
             Fer.Core.Data.FaceSet.Fer2013Classes, 48, flipTta: true);
-        var start = new ProcessStartInfo(python, [Path.Combine(Repo.Root, "python", "fer_export.py"), outDir])
-        { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        using var p = Process.Start(start)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEnd();
-        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(2)));
-        Assert.True(p.ExitCode == 0, stdout.Result + stderr); // strict load_state_dict, and logits within 1e-4 of TorchSharp's
-        Assert.Contains("vgg: max abs logit difference", stdout.Result);
-        Console.WriteLine(stdout.Result);
+        var line = System.Text.RegularExpressions.Regex.Match(CheckWithFerExportPy(outDir), @"vgg: max abs logit difference (\S+)");
+        Assert.True(line.Success);
+        // fer_export.py accepts 1e-4; the same computation is far closer (2.2e-8 measured), and a wrong batch-norm eps is not.
+        Assert.InRange(double.Parse(line.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), 0, 1e-6);
     }
 
     private static void AssertClose(float[] expected, float[] actual)
