@@ -146,7 +146,7 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
             FilterMetrics? filterMetrics = null;
             double? smoothKept = null;
             SaliencyResult? smoothMaps = null;
-            // The steps in the order they run, known before the first: the progress row counts them.
+            // The steps in the order they run (each Begin below), counted before the first for the progress row.
             var applicable = explain.ApplicableMethods();
             var steps = new List<string> { "saliency" };
             if (methods.Contains("gradcam")) steps.Add("gradcam");
@@ -157,7 +157,7 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
             if (s.FaithfulnessSteps > 0 && applicable.Count > 0) steps.Add("faithfulness");
             if (s.SanityLayers > 0 && applicable.Count > 0) steps.Add("sanity");
             steps.Add("figures");
-            using var progress = new StepProgress(ctx.Run.Progress.Start($"visualize {member.Member}"), ctx.Log, member.Member, steps);
+            using var progress = new StepProgress(ctx.Run.Progress.Start($"visualize {member.Member}"), ctx.Log, member.Member, steps.Count);
 
             progress.Begin("saliency");
             var saliency = Saliency.Vanilla(model, x);
@@ -360,30 +360,22 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
     /// A member's explanation steps on its progress row: the step running, how many of all are done, the time so far.
     /// Each plain line is also a structured debug event.
     /// </summary>
-    private sealed class StepProgress(ProgressRow row, Serilog.ILogger log, string member, IReadOnlyList<string> steps) : IDisposable
+    private sealed class StepProgress(ProgressRow row, Serilog.ILogger log, string member, int steps) : IDisposable
     {
-        private int _done = -1;
+        private int _begun;
 
+        /// <summary>The next step begins (steps past the planned count, a slip in the count, stay at the last).</summary>
         public void Begin(string step)
         {
-            int index = IndexOf(step);
-            _done = index;
-            if (row.Report($"visualize {member}: {step} (step {index + 1}/{steps.Count})", index, steps.Count))
-                log.Debug("Progress explaining {Model}: step {Step} {StepNumber}/{Steps}", member, step, index + 1, steps.Count);
-        }
-
-        /// <summary>The step's place in the plan; a step not planned (a slip in the plan above) counts as the one
-        /// running rather than ending a run over its progress line.</summary>
-        private int IndexOf(string step)
-        {
-            for (int i = _done + 1; i < steps.Count; i++) if (steps[i] == step) return i;
-            return Math.Max(0, _done);
+            _begun = Math.Min(_begun + 1, steps);
+            if (row.Report($"visualize {member}: {step} (step {_begun}/{steps})", _begun - 1, steps))
+                log.Debug("Progress explaining {Model}: step {Step} {StepNumber}/{Steps}", member, step, _begun, steps);
         }
 
         public void Dispose()
         {
-            if (_done == steps.Count - 1)
-                row.Report($"visualize {member}: {steps.Count} steps in {row.Elapsed.TotalSeconds:0.0} s", steps.Count, steps.Count);
+            if (_begun == steps)
+                row.Report($"visualize {member}: {steps} steps in {row.Elapsed.TotalSeconds:0.0} s", steps, steps);
             row.Dispose();
         }
     }
