@@ -95,7 +95,7 @@ internal sealed class HeatmapTiles : IDisposable
     /// The colour bar of a map of <paramref name="mapWidth"/> x <paramref name="mapHeight"/> pixels, recorded with the
     /// map's place at the origin: a plot of a hidden jet heatmap on 0..1 with its ColorBar in the space right of the data
     /// area (the hidden right axis, of fixed size, is the gap), on transparent backgrounds so it leaves the map alone,
-/// with a one-pixel outline.
+    /// with a one-pixel outline.
     /// </summary>
     private SKPicture RecordColourBar(int mapWidth, int mapHeight)
     {
