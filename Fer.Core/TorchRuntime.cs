@@ -62,6 +62,24 @@ public static class TorchRuntime
         }
     }
 
+    /// <summary>The narrowest per-group input width of a convolution whose input gradient oneDNN got right in every trial.</summary>
+    public const int NarrowestReliableConvolutionInput = 8;
+
+    /// <summary>
+    /// The convolutions to train <paramref name="model"/> with: native kernels (a <see cref="NativeCpuConvolutions"/>
+    /// scope) when a convolution other than the first reads fewer than <see cref="NarrowestReliableConvolutionInput"/>
+    /// channels per group, since training differentiates through its input with oneDNN's faulty backward_data (a
+    /// 1->4->6 channel test model trained to NaN weights in 12 of 20 runs with oneDNN, in none of 20 without);
+    /// otherwise nothing changes. The first convolution (in registration order) reads the image, which needs no gradient.
+    /// </summary>
+    public static IDisposable? ConvolutionsForTraining(TorchSharp.torch.nn.Module model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        bool narrow = model.modules().OfType<TorchSharp.Modules.Conv2d>().Skip(1)
+            .Any(conv => conv.weight is { } w && w.shape[1] < NarrowestReliableConvolutionInput);
+        return narrow ? NativeCpuConvolutions() : null;
+    }
+
     /// <summary>
     /// While the returned scope is open, CPU convolutions use libtorch's native kernels instead of oneDNN, whose
     /// input gradients are wrong for some shapes (see the class remarks). Scopes nest and may overlap across threads:

@@ -41,9 +41,9 @@ public static class SanityCheck
         foreach (var m in methods)
             if (!trainedMaps.ContainsKey(m.Name)) trainedMaps[m.Name] = m.Explain(model, images, settings);
 
-        var saved = new List<(Tensor Live, Tensor Copy)>();
+        var saved = new List<(string Name, Tensor Copy)>();
         using (torch.no_grad())
-            foreach (var (_, tensor) in model.state_dict()) saved.Add((tensor, tensor.detach().clone()));
+            foreach (var (name, tensor) in model.state_dict()) saved.Add((name, tensor.detach().clone()));
         var steps = new List<SanityStep>();
         try
         {
@@ -66,10 +66,38 @@ public static class SanityCheck
         }
         finally
         {
-            using var noGrad = torch.no_grad();
-            foreach (var (live, copy) in saved) { live.copy_(copy); copy.Dispose(); }
+            RestoreAndVerify(model, saved);
         }
         return new SanityResult(trainedMaps.Where(p => methods.Any(m => m.Name == p.Key)).ToDictionary(p => p.Key, p => p.Value), steps, weightLayers.Count);
+    }
+
+    /// <summary>
+    /// Copies every saved parameter and buffer back into the model's state as it is now (by name, so a tensor a method
+    /// swapped for another is restored too), then proves it: each must equal its copy bit for bit (NaN where the copy
+    /// had NaN). A model left partly randomised would silently poison every later figure and export, so a tensor that
+    /// cannot be restored (gone, or of another shape) is an error naming it, never a warning.
+    /// </summary>
+    private static void RestoreAndVerify(nn.Module model, List<(string Name, Tensor Copy)> saved)
+    {
+        var differing = new List<string>();
+        using (torch.no_grad())
+        {
+            var now = model.state_dict();
+            foreach (var (name, copy) in saved)
+            {
+                using var scope = torch.NewDisposeScope();
+                bool same = now.TryGetValue(name, out var current) && current.shape.SequenceEqual(copy.shape);
+                if (same)
+                {
+                    current!.copy_(copy.to(current.device));
+                    same = current.eq(copy.to(current.device)).logical_or(current.isnan().logical_and(copy.isnan().to(current.device))).all().item<bool>();
+                }
+                if (!same) differing.Add(name);
+            }
+            foreach (var (_, copy) in saved) copy.Dispose();
+        }
+        if (differing.Count > 0)
+            throw new InvalidOperationException($"the sanity check could not restore the model's weights ({string.Join(", ", differing)} differ from before it); do not use this model");
     }
 
     /// <summary>The convolutions and dense layers of a layer (itself included).</summary>

@@ -49,6 +49,7 @@ public sealed class Trainer
         var o = _options;
 
         _model.to(_device);
+        using var convolutions = TorchRuntime.ConvolutionsForTraining(_model);
         // Everything Fit allocates (optimizer state, best-weight copies, class weights) lives until Fit returns.
         using var fitScope = NewDisposeScope();
         using var optimizer = optim.Adam(_model.parameters(), lr: o.LearningRate, weight_decay: o.WeightDecay);

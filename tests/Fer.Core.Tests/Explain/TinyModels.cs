@@ -70,6 +70,7 @@ internal static class TinyModels
     public static void Train(FerModel model, Tensor images, Tensor labels, int epochs, int batchSize, double learningRate, long seed)
     {
         model.train();
+        using var convolutions = TorchRuntime.ConvolutionsForTraining(model); // the 4->6 convolution: see TorchRuntime
         using var optimiser = torch.optim.Adam(model.parameters(), lr: learningRate);
         int count = (int)images.shape[0];
         var random = new Random((int)seed);
