@@ -57,6 +57,8 @@ public static class PredictCommand
             _ => null,
         };
         if (problem is not null) { stderr.WriteLine($"error: {problem}"); return ExitCodes.BadInput; }
+        // Photos are decoded, detected and cropped with OpenCV: a missing system library is one line, not a stack trace.
+        if (OpenCvNative.Problem is { } missing) { stderr.WriteLine($"error: {missing}"); return ExitCodes.BadInput; }
 
         var clock = Stopwatch.StartNew();
         IFaceFinder finder;

@@ -1,4 +1,5 @@
 using Fer.Core.Photos;
+using Fer.Tests.Shared;
 
 namespace Fer.Core.Tests.Photos;
 
@@ -17,9 +18,10 @@ public class PhotoCoreTests
         Assert.Throws<ArgumentOutOfRangeException>(() => FaceCrops.CropRegion(new FaceBox(0, 0, 4, 4), 8, 8, 1.5));
     }
 
-    [Fact]
+    [SkippableFact]
     public void A_crop_of_a_48_pixel_image_with_no_detection_is_its_pixels_unchanged()
     {
+        OpenCvForTests.SkipUnlessLoads();
         var pixels = Enumerable.Range(0, 48 * 48).Select(i => (byte)(i * 7 % 251)).ToArray();
         using var gray = OpenCvSharp.Mat.FromPixelData(48, 48, OpenCvSharp.MatType.CV_8UC1, pixels);
         var crop = new byte[48 * 48];
@@ -47,5 +49,23 @@ public class PhotoCoreTests
         Assert.Equal("plain.png", PhotoCsv.Escape("plain.png"));
         Assert.Equal("\"a,b.png\"", PhotoCsv.Escape("a,b.png"));
         Assert.Equal("\"say \"\"hi\"\".png\"", PhotoCsv.Escape("say \"hi\".png"));
+    }
+
+    [Fact]
+    public void A_failed_OpenCV_load_names_the_missing_library_and_its_Debian_package_in_one_line()
+    {
+        // The loader's message as .NET 10 reports it on a machine without GTK 3 (one line per probed path).
+        var missing = new DllNotFoundException(
+            "Unable to load shared library 'OpenCvSharpExtern' or one of its dependencies. In order to help diagnose loading problems, consider using a tool like strace.\n" +
+            "/app/runtimes/linux-x64/native/libOpenCvSharpExtern.so: cannot open shared object file: No such file or directory\n" +
+            "libgtk-3.so.0: cannot open shared object file: No such file or directory\n");
+        var line = OpenCvNative.Describe(new TypeInitializationException("OpenCvSharp.Internal.NativeMethods", missing));
+        Assert.Equal("OpenCV's native library (OpenCvSharpExtern) cannot load libgtk-3.so.0, which is missing (on Debian or Ubuntu: apt-get install libgtk-3-0)", line);
+
+        var unknown = OpenCvNative.Describe(new DllNotFoundException("libfoo.so.7: cannot open shared object file: No such file or directory"));
+        Assert.Equal("OpenCV's native library (OpenCvSharpExtern) cannot load libfoo.so.7, which is missing (install the package that provides libfoo.so.7)", unknown);
+
+        var other = OpenCvNative.Describe(new BadImageFormatException("wrong ELF class: ELFCLASS32\nsecond line"));
+        Assert.Equal("OpenCV's native library (OpenCvSharpExtern) does not load: wrong ELF class: ELFCLASS32", other);
     }
 }

@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using Fer.Core.Photos;
+using Fer.Tests.Shared;
 
 namespace Fer.Flow.Tests.Photos;
 
@@ -16,17 +16,6 @@ public static class PhotoTestData
     private static readonly Lazy<(string? Path, string? Why)> CascadeFile = new(() => File.Exists(CascadeFaceFinder.DefaultCascade)
         ? (CascadeFaceFinder.DefaultCascade, null)
         : FromPackage("opencv-data", "haarcascades/haarcascade_frontalface_default.xml", "haarcascade_frontalface_default.xml"));
-    private static readonly Lazy<string?> OpenCvProblem = new(() =>
-    {
-        // OpenCV's official Linux runtime links GTK 3. A fresh Debian machine lacks it, and the first failed load is
-        // permanent for the process (a type initializer), so install it before touching OpenCV when we may.
-        InstallGtkWhereMissing();
-        try { using var m = new OpenCvSharp.Mat(2, 2, OpenCvSharp.MatType.CV_8UC1); return null; }
-        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or BadImageFormatException)
-        {
-            return $"OpenCV's native library does not load ({e.GetBaseException().Message}); on Debian `apt-get install libgtk-3-0`";
-        }
-    });
 
     public static string Astronaut => Require(AstronautFile.Value);
     public static string Cascade => Require(CascadeFile.Value);
@@ -34,26 +23,13 @@ public static class PhotoTestData
     /// <summary>Skips the test (with the reason) when the data cannot be obtained or OpenCV cannot load.</summary>
     public static void SkipUnlessAvailable()
     {
-        Skip.If(OpenCvProblem.Value is not null, OpenCvProblem.Value);
+        OpenCvForTests.SkipUnlessLoads();
         Skip.If(AstronautFile.Value.Path is null, AstronautFile.Value.Why);
         Skip.If(CascadeFile.Value.Path is null, CascadeFile.Value.Why);
     }
 
     /// <summary>Skips the test (with the reason) when OpenCV's native library cannot load (images are read with it).</summary>
-    public static void SkipUnlessOpenCvLoads() => Skip.If(OpenCvProblem.Value is not null, OpenCvProblem.Value);
-
-    private static void InstallGtkWhereMissing()
-    {
-        try
-        {
-            if (!OperatingSystem.IsLinux() || Environment.UserName != "root") return;
-            var (_, libraries) = Exec("ldconfig", "/", "-p");
-            if (libraries.Contains("libgtk-3.so.0", StringComparison.Ordinal)) return;
-            string[] install = ["install", "-y", "-q", "--no-install-recommends", "libgtk-3-0", "opencv-data"];
-            if (Exec("apt-get", "/", install).Code != 0 && Exec("apt-get", "/", "update", "-q").Code == 0) Exec("apt-get", "/", install);
-        }
-        catch (System.ComponentModel.Win32Exception) { } // no ldconfig or apt-get: the load below says what is missing
-    }
+    public static void SkipUnlessOpenCvLoads() => OpenCvForTests.SkipUnlessLoads();
 
     private static string Require((string? Path, string? Why) file) => file.Path ?? throw new InvalidOperationException(file.Why);
 
@@ -65,12 +41,12 @@ public static class PhotoTestData
         Directory.CreateDirectory(work);
         try
         {
-            var (code, output) = Exec("apt-get", work, "download", package);
+            var (code, output) = OpenCvForTests.ExecIn(work, "apt-get", "download", package);
             if (code != 0) return (null, $"cannot fetch test data: `apt-get download {package}` failed (exit {code}; is the network or apt mirror unavailable?): {Last(output)}");
             var deb = Directory.GetFiles(work, "*.deb").FirstOrDefault();
             if (deb is null) return (null, $"`apt-get download {package}` wrote no .deb");
             var extracted = Path.Combine(work, "x");
-            (code, output) = Exec("dpkg-deb", work, "-x", deb, extracted);
+            (code, output) = OpenCvForTests.ExecIn(work, "dpkg-deb", "-x", deb, extracted);
             if (code != 0) return (null, $"`dpkg-deb -x {deb}` failed (exit {code}): {Last(output)}");
             var found = Directory.EnumerateFiles(extracted, "*", SearchOption.AllDirectories)
                 .FirstOrDefault(f => f.Replace('\\', '/').EndsWith(pathEnding, StringComparison.Ordinal));
@@ -85,16 +61,4 @@ public static class PhotoTestData
     }
 
     private static string Last(string output) => string.Join(" | ", output.Split('\n', StringSplitOptions.RemoveEmptyEntries).TakeLast(2));
-
-    private static (int Code, string Output) Exec(string file, string cwd, params string[] args)
-    {
-        var start = new ProcessStartInfo(file) { WorkingDirectory = cwd, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.Environment["DEBIAN_FRONTEND"] = "noninteractive";
-        foreach (var a in args) start.ArgumentList.Add(a);
-        using var p = Process.Start(start)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEnd();
-        if (!p.WaitForExit(TimeSpan.FromMinutes(3))) { p.Kill(true); return (-1, "timed out"); }
-        return (p.ExitCode, stdout.Result + stderr);
-    }
 }

@@ -319,4 +319,35 @@ public sealed partial class PhotoCommandTests(TrainedRunFixture run) : IClassFix
         Assert.Equal(2, ExportCommand.Run(dir["artifacts"], null, dir["export"], new StringWriter(), err));
         Assert.Contains("fer run flows/quickstart.fsx", err.ToString());
     }
+
+    /// <summary>
+    /// The real program on a machine whose GTK 3 is unusable: in a private mount namespace an empty file is bound over
+    /// libgtk-3.so.0, so OpenCV's runtime fails to load as on a fresh server. fer predict says which library and which
+    /// package in one line, exit 2, and writes nothing.
+    /// </summary>
+    [SkippableFact]
+    public void Without_GTK_3_predict_is_one_line_naming_the_library_and_the_Debian_package()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux() && Environment.UserName == "root", "needs root on Linux to hide a library in a mount namespace");
+        var gtk = new[] { "/lib/x86_64-linux-gnu/libgtk-3.so.0", "/usr/lib/x86_64-linux-gnu/libgtk-3.so.0" }.FirstOrDefault(File.Exists);
+        Skip.If(gtk is null, "libgtk-3.so.0 is not installed here, so there is nothing to hide (the guard's skip reason already says what is missing)");
+        using var dir = new TempDir();
+        File.WriteAllBytes(dir["empty.so"], []);
+        var fer = Path.Combine(AppContext.BaseDirectory, "fer.dll");
+        var script = $"mount --bind '{dir["empty.so"]}' '{gtk}' || exit 97; exec dotnet '{fer}' predict --artifacts '{dir["artifacts"]}' --out '{dir["out"]}' '{dir["face.png"]}'";
+        var start = new System.Diagnostics.ProcessStartInfo("unshare", ["-m", "sh", "-c", script]) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        System.Diagnostics.Process process;
+        try { process = System.Diagnostics.Process.Start(start)!; }
+        catch (System.ComponentModel.Win32Exception e) { throw new SkipException($"unshare cannot start: {e.Message}"); }
+        using var _ = process;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        Skip.If(process.ExitCode == 97, "cannot bind-mount in a private mount namespace here: " + stderr.Trim());
+        Assert.Equal(2, process.ExitCode);
+        Assert.Equal("", stdout.Result);
+        Assert.Equal("error: OpenCV's native library (OpenCvSharpExtern) cannot load libgtk-3.so.0, which is missing (on Debian or Ubuntu: apt-get install libgtk-3-0)",
+            Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+        Assert.False(Directory.Exists(dir["out"]));
+    }
 }
