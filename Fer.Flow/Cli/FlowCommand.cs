@@ -113,7 +113,7 @@ public static class FlowCommand
         catch (Exception e)
         {
             var (code, status, message) = Classify(e);
-            var stage = (e as StageFailedException)?.Stage;
+            var stage = (e as StageFailedException)?.Stage ?? (e as RunCancelledException)?.Stage;
             record = record with
             {
                 Status = status, Error = message, FailedStage = stage, FinishedUtc = DateTime.UtcNow,
@@ -138,6 +138,7 @@ public static class FlowCommand
         var where = e is StageFailedException sf ? $"stage {sf.Stage}: " : "";
         return root switch
         {
+            RunCancelledException c => (ExitCodes.Cancelled, "cancelled", c.Message),
             OperationCanceledException => (ExitCodes.Cancelled, "cancelled", "cancelled"),
             FerDataException d => (ExitCodes.BadInput, "failed", where + d.Message),
             FlowDefinitionException or MissingUpstreamException => (ExitCodes.BadInput, "failed", where + root.Message),

@@ -15,6 +15,13 @@ public sealed class StageFailedException(string stage, Exception cause)
     public string Stage { get; } = stage;
 }
 
+/// <summary>The run was cancelled (Ctrl-C, SIGTERM); names the stage that was computing then, if any.</summary>
+public sealed class RunCancelledException(string? stage, CancellationToken token)
+    : OperationCanceledException(stage is null ? "cancelled" : $"cancelled in stage {stage}", token)
+{
+    public string? Stage { get; } = stage;
+}
+
 /// <summary>A stage needed a cached upstream entry that does not exist (with --only).</summary>
 public sealed class MissingUpstreamException(string message) : Exception(message);
 
@@ -32,6 +39,9 @@ public sealed record NodeResult(string Node, string Fingerprint, string Dir, obj
 public sealed class FlowRunner(RunContext run)
 {
     public IReadOnlyList<StageReport> Reports => run.Completed;
+
+    /// <summary>The first stage a cancellation interrupted while it computed (null when it came between stages).</summary>
+    private string? _interrupted;
 
     private enum NodeAction { Reuse, Force, LoadOnly }
 
@@ -105,7 +115,7 @@ public sealed class FlowRunner(RunContext run)
             await Task.WhenAll(executes.Select(c => c.ContinueWith(_ => { }, TaskScheduler.Default)));
         if (firstFailure is not null && firstFailure is not OperationCanceledException)
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(firstFailure).Throw();
-        run.CancellationToken.ThrowIfCancellationRequested();
+        if (run.CancellationToken.IsCancellationRequested) throw new RunCancelledException(_interrupted, run.CancellationToken);
         if (firstFailure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(firstFailure).Throw();
         return results;
     }
@@ -174,6 +184,7 @@ public sealed class FlowRunner(RunContext run)
         catch (OperationCanceledException) when (run.CancellationToken.IsCancellationRequested)
         {
             log.Warning("Stage {Stage} cancelled after {Seconds:0.00} s; nothing of it was cached", planned.Name, clock.Elapsed.TotalSeconds);
+            Interlocked.CompareExchange(ref _interrupted, planned.Name, null);
             throw;
         }
         catch (OperationCanceledException)

@@ -2,15 +2,41 @@ using System.Diagnostics;
 
 namespace Fer.Flow.Tests.EndToEnd;
 
-/// <summary>The real `fer` program in a child process (fer.dll is copied next to the tests), so it can be killed.</summary>
+/// <summary>
+/// The real `fer` program in a child process (fer.dll is copied next to the tests), so it can be killed. The child
+/// starts with SIGINT and SIGTERM at their default dispositions, whatever the test runner inherited: a shell starts a
+/// background job (`bash .ci/run &`) with SIGINT ignored, a child inherits that, and fer rightly respects an inherited
+/// ignore (as Python and the shells do), so a signal test would otherwise depend on how its runner was started.
+/// </summary>
 public sealed class FerProcess : IDisposable
 {
     private readonly Process _process;
 
+    /// <summary>coreutils' env resets dispositions before it execs (same pid, so signals reach fer); since 8.31.</summary>
+    private static readonly Lazy<bool> EnvResetsSignals = new(() =>
+    {
+        try
+        {
+            using var probe = Process.Start(new ProcessStartInfo("env", ["--default-signal=INT,TERM", "true"]) { RedirectStandardError = true, UseShellExecute = false })!;
+            probe.WaitForExit();
+            return probe.ExitCode == 0;
+        }
+        catch (System.ComponentModel.Win32Exception) { return false; }
+    });
+
+    /// <summary>Why signals sent to the child may not arrive as a terminal's would, or null when they will.</summary>
+    public static string? SignalProblem => EnvResetsSignals.Value ? null
+        : "`env --default-signal` (coreutils 8.31 or later) is not available, so the child would inherit the runner's signal dispositions";
+
     public FerProcess(params string[] args)
     {
         var fer = Path.Combine(AppContext.BaseDirectory, "fer.dll");
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var start = new ProcessStartInfo(EnvResetsSignals.Value ? "env" : "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (EnvResetsSignals.Value)
+        {
+            start.ArgumentList.Add("--default-signal=INT,TERM");
+            start.ArgumentList.Add("dotnet");
+        }
         start.ArgumentList.Add(fer);
         foreach (var a in args) start.ArgumentList.Add(a);
         _process = Process.Start(start) ?? throw new InvalidOperationException("could not start fer");

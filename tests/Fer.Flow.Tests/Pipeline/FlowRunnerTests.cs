@@ -133,7 +133,8 @@ public class FlowRunnerTests
         using var cts = new CancellationTokenSource();
         flow.Stages[1].OnRun = _ => cts.Cancel();
         var (runner, context, plan) = flow.Prepare(ct: cts.Token);
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => runner.RunAsync(plan));
+        var e = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => runner.RunAsync(plan));
+        Assert.Equal("b", Assert.IsType<RunCancelledException>(e).Stage); // the stage that was computing, for the run record
         Assert.NotEqual(CacheStatus.Hit, context.Cache.Lookup("b", plan.Nodes[1].Fingerprint).Status);
         Assert.Equal(0, flow.Stages[2].Runs);
     }
