@@ -2,6 +2,15 @@ using System.Runtime.InteropServices;
 
 namespace Fer.Core;
 
+/// <summary>Which kernels compute CPU convolutions (see <see cref="TorchRuntime.CpuConvolutions"/>).</summary>
+public enum ConvolutionKernels
+{
+    /// <summary>libtorch's default for CPU convolutions: oneDNN, fast, with wrong input gradients for narrow shapes.</summary>
+    Default,
+    /// <summary>libtorch's own kernels: slower, exact.</summary>
+    Native,
+}
+
 /// <summary>
 /// Process-wide settings Fer needs from libtorch, applied once at start-up (the CLI, the benchmarks, the test hosts).
 ///
@@ -13,7 +22,7 @@ namespace Fer.Core;
 /// input and 8 output channels were wrong in 14 of 15 trials; with 4->16, and with 8 or more input channels (8->16 up
 /// to 96->128, the seed CNN's shapes), in none. Fer's models therefore never train convolutions that narrow. Explanations differentiate with respect to the input, so they run inside
 /// <see cref="NativeCpuConvolutions"/>; training, whose first convolution never needs an input gradient, keeps the
-/// faster oneDNN kernels. Two threads at least are kept too (it made the fault rarer before the scope existed).
+/// faster oneDNN kernels unless a later convolution is narrow (<see cref="ConvolutionsForTraining"/>). Two threads at least are kept too (it made the fault rarer before the scope existed).
 ///
 /// Memory: glibc malloc settings for tensor work. libtorch frees and re-allocates activations of tens of megabytes every
 /// step; above glibc's mmap threshold each one is a fresh mmap whose pages all fault in again, which made a
@@ -25,9 +34,11 @@ public static class TorchRuntime
 {
     private const int M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3;
     private static int _applied;
-    private static readonly Lock NativeScopeLock = new();
-    private static int _nativeScopes;
+    private static readonly object KernelGate = new();
+    private static int _nativeScopes, _defaultScopes;
     private static bool _oneDnnWasEnabled;
+    /// <summary>The kind of the scope this logical flow (thread or async chain) holds, if any.</summary>
+    private static readonly AsyncLocal<ConvolutionKernels?> HeldKernels = new();
 
     [DllImport("libc", EntryPoint = "mallopt")]
     private static extern int MallOpt(int parameter, int value);
@@ -66,49 +77,81 @@ public static class TorchRuntime
     public const int NarrowestReliableConvolutionInput = 8;
 
     /// <summary>
-    /// The convolutions to train <paramref name="model"/> with: native kernels (a <see cref="NativeCpuConvolutions"/>
-    /// scope) when a convolution other than the first reads fewer than <see cref="NarrowestReliableConvolutionInput"/>
-    /// channels per group, since training differentiates through its input with oneDNN's faulty backward_data (a
-    /// 1->4->6 channel test model trained to NaN weights in 12 of 20 runs with oneDNN, in none of 20 without);
-    /// otherwise nothing changes. The first convolution (in registration order) reads the image, which needs no gradient.
+    /// The convolutions to train <paramref name="model"/> with: native kernels when a convolution other than the first
+    /// reads fewer than <see cref="NarrowestReliableConvolutionInput"/> channels per group, since training
+    /// differentiates through its input with oneDNN's faulty backward_data (a 1->4->6 channel test model trained to NaN
+    /// weights in 12 of 20 runs with oneDNN, in none of 20 without); otherwise libtorch's default (oneDNN). The first
+    /// convolution (in registration order) reads the image, which needs no gradient. Held for the whole fit, so a
+    /// training's numbers never depend on what else the process computes meanwhile.
     /// </summary>
-    public static IDisposable? ConvolutionsForTraining(TorchSharp.torch.nn.Module model)
+    public static IDisposable ConvolutionsForTraining(TorchSharp.torch.nn.Module model)
     {
         ArgumentNullException.ThrowIfNull(model);
         bool narrow = model.modules().OfType<TorchSharp.Modules.Conv2d>().Skip(1)
             .Any(conv => conv.weight is { } w && w.shape[1] < NarrowestReliableConvolutionInput);
-        return narrow ? NativeCpuConvolutions() : null;
+        return CpuConvolutions(narrow ? ConvolutionKernels.Native : ConvolutionKernels.Default);
     }
+
+    /// <summary>While the returned scope is open, CPU convolutions use libtorch's native kernels (see <see cref="CpuConvolutions"/>).</summary>
+    public static IDisposable NativeCpuConvolutions() => CpuConvolutions(ConvolutionKernels.Native);
 
     /// <summary>
-    /// While the returned scope is open, CPU convolutions use libtorch's native kernels instead of oneDNN, whose
-    /// input gradients are wrong for some shapes (see the class remarks). Scopes nest and may overlap across threads:
-    /// oneDNN comes back when the last one closes. The switch is process-wide, so a convolution on another thread
-    /// meanwhile is slower, never wrong. Where libtorch lacks the switch the scope does nothing.
+    /// While the returned scope is open, CPU convolutions in this process use <paramref name="kernels"/>. libtorch's
+    /// switch is process-wide and the two kinds of kernels round differently, so scopes of the two kinds exclude each
+    /// other: a scope waits until every scope of the other kind has closed, and scopes of one kind share (the switch
+    /// changes when the first native scope opens and the last closes). Computations inside scopes therefore give the
+    /// same numbers whatever runs beside them in the process (two flows in one test process, --parallel). A scope
+    /// opened inside another on the same logical flow keeps the outer kind, except that native kernels may never be
+    /// asked for inside a default scope: that would silently compute oneDNN's wrong input gradients, so it throws.
+    /// Where libtorch lacks the switch the scopes only order the work.
     /// </summary>
-    public static IDisposable NativeCpuConvolutions()
+    public static IDisposable CpuConvolutions(ConvolutionKernels kernels)
     {
-        lock (NativeScopeLock)
+        if (HeldKernels.Value is { } outer)
         {
-            if (_nativeScopes++ == 0)
-            {
-                _oneDnnWasEnabled = OneDnnEnabled ?? false;
-                if (_oneDnnWasEnabled) SetUserEnabledOneDnn(GlobalContext(), false);
-            }
+            if (outer == ConvolutionKernels.Default && kernels == ConvolutionKernels.Native)
+                throw new InvalidOperationException("native convolutions (exact input gradients) were asked for inside a scope of oneDNN's; open the native scope first");
+            return NestedScope.Instance;
         }
-        return new NativeConvolutionScope();
+        lock (KernelGate)
+        {
+            while (kernels == ConvolutionKernels.Native ? _defaultScopes > 0 : _nativeScopes > 0) Monitor.Wait(KernelGate);
+            if (kernels == ConvolutionKernels.Native)
+            {
+                if (_nativeScopes++ == 0)
+                {
+                    _oneDnnWasEnabled = OneDnnEnabled ?? false;
+                    if (_oneDnnWasEnabled) SetUserEnabledOneDnn(GlobalContext(), false);
+                }
+            }
+            else _defaultScopes++;
+        }
+        HeldKernels.Value = kernels;
+        return new KernelScope(kernels);
     }
 
-    private sealed class NativeConvolutionScope : IDisposable
+    private sealed class NestedScope : IDisposable
+    {
+        public static readonly NestedScope Instance = new();
+        public void Dispose() { }
+    }
+
+    private sealed class KernelScope(ConvolutionKernels kernels) : IDisposable
     {
         private int _disposed;
 
         public void Dispose()
         {
             if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
-            lock (NativeScopeLock)
+            HeldKernels.Value = null;
+            lock (KernelGate)
             {
-                if (--_nativeScopes == 0 && _oneDnnWasEnabled) SetUserEnabledOneDnn(GlobalContext(), true);
+                if (kernels == ConvolutionKernels.Native)
+                {
+                    if (--_nativeScopes == 0 && _oneDnnWasEnabled) SetUserEnabledOneDnn(GlobalContext(), true);
+                }
+                else _defaultScopes--;
+                Monitor.PulseAll(KernelGate);
             }
         }
     }

@@ -24,6 +24,8 @@ public static class Predictor
         try
         {
             using var _ = torch.no_grad();
+            // One kind of kernels for every batch, whatever else the process computes meanwhile (see TorchRuntime).
+            using var kernels = TorchRuntime.CpuConvolutions(ConvolutionKernels.Default);
             for (int start = 0; start < faces.Count; start += batchSize)
             {
                 ct.ThrowIfCancellationRequested();

@@ -34,7 +34,7 @@ public sealed class FerVgg : FerModel
                 inChannels = c;
             }
             names.Add("max_pooling2d", "MaxPooling2D", nn.MaxPool2d(2, 2));
-            names.Add("dropout", "Dropout", nn.Dropout(dropout));
+            names.Add("dropout", "Dropout", new SeededDropout(dropout));
             s /= 2;
         }
         long hidden = Math.Max(16, (long)Math.Round(256 * width));
@@ -42,7 +42,7 @@ public sealed class FerVgg : FerModel
         names.Add("dense", "Dense", nn.Linear(inChannels * s * s, hidden));
         names.Add("batch_normalization", "BatchNormalization", nn.BatchNorm1d(hidden));
         names.Add("activation", "Activation", nn.ReLU());
-        names.Add("dropout", "Dropout", nn.Dropout(Math.Max(dropout, 0.5)));
+        names.Add("dropout", "Dropout", new SeededDropout(Math.Max(dropout, 0.5)));
         names.Add("dense", "Dense", nn.Linear(hidden, numClasses));
         _layers = [.. names.Layers];
         foreach (var layer in _layers) register_module(layer.Name, layer.Module);

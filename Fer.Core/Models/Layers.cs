@@ -109,3 +109,57 @@ public static class KerasInitialization
         }
     }
 }
+
+/// <summary>
+/// Dropout that draws its masks from the generator the trainer hands it for each epoch instead of torch's global one,
+/// so a training gives the same numbers when other work in the process draws random numbers meanwhile (two members
+/// with --parallel, flows side by side in a test host). It computes what libtorch's CPU dropout does (a mask from
+/// bernoulli_(1 - p) on an empty_like tensor, then x * mask / (1 - p)), so with the generator seeded as the global
+/// one was, the masks are the same. Without a generator (a model used outside <c>Trainer</c>) it is torch's dropout.
+/// </summary>
+public sealed class SeededDropout : nn.Module<Tensor, Tensor>
+{
+    public SeededDropout(double p) : base("Dropout")
+    {
+        if (p is < 0 or > 1 or double.NaN) throw new ArgumentOutOfRangeException(nameof(p), p, "dropout probability must be in [0, 1]");
+        P = p;
+    }
+
+    /// <summary>The probability of zeroing an element.</summary>
+    public double P { get; }
+
+    /// <summary>Where the masks come from while training; set by the trainer at each epoch.</summary>
+    public torch.Generator? Generator { get; set; }
+
+    /// <summary>
+    /// Until the returned scope closes, every <see cref="SeededDropout"/> of <paramref name="model"/> draws from one new
+    /// generator seeded with <paramref name="seed"/>, in the order the forward pass reaches them.
+    /// </summary>
+    public static IDisposable DrawFrom(nn.Module model, long seed, Device device)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var layers = model.modules().Prepend(model).OfType<SeededDropout>().Distinct().ToList(); // modules() leaves out the model itself
+        var generator = new torch.Generator((ulong)seed, device);
+        foreach (var layer in layers) layer.Generator = generator;
+        return new GeneratorScope(layers, generator);
+    }
+
+    private sealed class GeneratorScope(List<SeededDropout> layers, torch.Generator generator) : IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (var layer in layers) if (ReferenceEquals(layer.Generator, generator)) layer.Generator = null;
+            generator.Dispose();
+        }
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        if (!training || P == 0) return x.alias();
+        if (P == 1) return torch.zeros_like(x);
+        if (Generator is null) return nn.functional.dropout(x, P, training: true);
+        using var mask = torch.empty_like(x).bernoulli_(1 - P, Generator);
+        mask.div_(1 - P);
+        return x.mul(mask);
+    }
+}

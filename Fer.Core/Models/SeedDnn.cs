@@ -23,12 +23,12 @@ public sealed class SeedDnn : FerModel
         NumClasses = numClasses;
         InputSide = side;
         dense_1 = new FlattenDense((long)side * side, Widths[0]);
-        activation_1 = nn.ReLU(); dropout_1 = nn.Dropout(dropout);
-        dense_2 = nn.Linear(Widths[0], Widths[1]); activation_2 = nn.ReLU(); dropout_2 = nn.Dropout(dropout);
-        dense_3 = nn.Linear(Widths[1], Widths[2]); activation_3 = nn.ReLU(); dropout_3 = nn.Dropout(dropout);
-        dense_4 = nn.Linear(Widths[2], Widths[3]); activation_4 = nn.ReLU(); dropout_4 = nn.Dropout(dropout);
-        dense_5 = nn.Linear(Widths[3], Widths[4]); activation_5 = nn.ReLU(); dropout_5 = nn.Dropout(dropout);
-        dense_6 = nn.Linear(Widths[4], Widths[5]); activation_6 = nn.ReLU(); dropout_6 = nn.Dropout(dropout);
+        activation_1 = nn.ReLU(); dropout_1 = new SeededDropout(dropout);
+        dense_2 = nn.Linear(Widths[0], Widths[1]); activation_2 = nn.ReLU(); dropout_2 = new SeededDropout(dropout);
+        dense_3 = nn.Linear(Widths[1], Widths[2]); activation_3 = nn.ReLU(); dropout_3 = new SeededDropout(dropout);
+        dense_4 = nn.Linear(Widths[2], Widths[3]); activation_4 = nn.ReLU(); dropout_4 = new SeededDropout(dropout);
+        dense_5 = nn.Linear(Widths[3], Widths[4]); activation_5 = nn.ReLU(); dropout_5 = new SeededDropout(dropout);
+        dense_6 = nn.Linear(Widths[4], Widths[5]); activation_6 = nn.ReLU(); dropout_6 = new SeededDropout(dropout);
         dense_7 = nn.Linear(Widths[5], numClasses);
         activation_7 = nn.Identity(); // the report's softmax; the loss applies it to the logits
         RegisterComponents();

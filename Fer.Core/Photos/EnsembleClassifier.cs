@@ -60,6 +60,7 @@ public sealed class EnsembleClassifier : IDisposable
         if (count == 0) { perMember = Members.Select(_ => Array.Empty<float>()).ToList(); return []; }
         using (var scope = torch.NewDisposeScope())
         using (torch.no_grad())
+        using (TorchRuntime.CpuConvolutions(ConvolutionKernels.Default)) // the predict stage's kernels, whatever else runs
         {
             var x = ToTensor(crops, count).to(Device);
             foreach (var m in Members)

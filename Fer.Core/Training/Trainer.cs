@@ -190,11 +190,13 @@ public sealed class Trainer
         CancellationToken ct)
     {
         _model.train();
-        // Dropout draws from torch's global generator; reseeding it from (Seed, epoch) makes every epoch
-        // reproducible on its own, which is what lets a resumed run match an uninterrupted one.
+        // Every epoch's dropout masks come from (Seed, epoch) alone, which is what lets a resumed run match an
+        // uninterrupted one. Fer's dropout layers draw from a generator of this training's own, so other work in the
+        // process cannot move them; torch's global generator is reseeded the same way for a script's nn.Dropout.
         long dropoutSeed = new KeyedRandom(_options.Seed, 0x44_52_4F_50 /* "DROP" */, epoch).NextSeed();
         manual_seed(dropoutSeed);
         if (_device.type == DeviceType.CUDA) cuda.manual_seed_all(dropoutSeed);
+        using var dropoutMasks = SeededDropout.DrawFrom(_model, dropoutSeed, _device);
 
         using var epochScope = NewDisposeScope();
         var lossSum = zeros(1, ScalarType.Float64, _device);

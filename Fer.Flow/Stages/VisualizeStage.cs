@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.ComponentModel.DataAnnotations;
+using Fer.Core;
 using Fer.Core.Data;
 using Fer.Core.Explain;
 using Fer.Core.Plots;
@@ -128,6 +129,9 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
         {
             ctx.CancellationToken.ThrowIfCancellationRequested();
             using var scope = torch.NewDisposeScope();
+            // Everything a member's explanation computes (maps, faithfulness curves, layer outputs) on exact native
+            // kernels, so its numbers do not depend on which kernels other work in the process holds (see TorchRuntime).
+            using var kernels = TorchRuntime.NativeCpuConvolutions();
             var device = ctx.Run.Device;
             using var model = member.Load(ctx.Models, classes.Count, valid.Side, device);
             var layerNames = model.Layers.Select(l => l.Name).ToHashSet();

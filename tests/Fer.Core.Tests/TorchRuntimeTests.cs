@@ -50,8 +50,9 @@ public class TorchRuntimeTests
     [Fact]
     public void ScopesNestAndGiveOneDnnBackWhenTheLastCloses()
     {
-        var initially = TorchRuntime.OneDnnEnabled;
-        Assert.True(initially, "libtorch 2.10 CPU routes convolutions to oneDNN by default, and Fer can read the switch");
+        // Read inside default scopes: tests on other threads may hold native ones meanwhile, and those scopes wait for them.
+        bool? OneDnnWithNoNativeScopeOpen() { using (TorchRuntime.CpuConvolutions(ConvolutionKernels.Default)) return TorchRuntime.OneDnnEnabled; }
+        Assert.True(OneDnnWithNoNativeScopeOpen(), "libtorch 2.10 CPU routes convolutions to oneDNN by default, and Fer can read the switch");
         var outer = TorchRuntime.NativeCpuConvolutions();
         Assert.False(TorchRuntime.OneDnnEnabled);
         var inner = TorchRuntime.NativeCpuConvolutions();
@@ -59,6 +60,42 @@ public class TorchRuntimeTests
         inner.Dispose(); // a second dispose changes nothing
         Assert.False(TorchRuntime.OneDnnEnabled);
         outer.Dispose();
-        Assert.True(TorchRuntime.OneDnnEnabled);
+        Assert.True(OneDnnWithNoNativeScopeOpen());
+    }
+
+    /// <summary>
+    /// The two kinds of scopes exclude each other across threads (a default scope opened while a native one is open
+    /// waits until it closes, and then sees oneDNN on); inside a native scope a default one keeps the native kernels;
+    /// a native scope asked for inside a default one is refused, since it would compute oneDNN's input gradients.
+    /// </summary>
+    [Fact]
+    public async Task KernelScopesOfTheTwoKindsExcludeEachOtherAndNestOnlyTowardsExact()
+    {
+        bool? seenInside = null;
+        Task waiter;
+        using (var native = TorchRuntime.NativeCpuConvolutions())
+        {
+            // Another logical flow: one started from inside a scope would inherit it, as work of the same computation.
+            using (ExecutionContext.SuppressFlow())
+                waiter = Task.Run(() =>
+                {
+                    using var fast = TorchRuntime.CpuConvolutions(ConvolutionKernels.Default);
+                    seenInside = TorchRuntime.OneDnnEnabled;
+                });
+            await Task.Delay(300);
+            Assert.False(waiter.IsCompleted, "a default scope opened while a native one was open");
+            Assert.False(TorchRuntime.OneDnnEnabled);
+        }
+        await waiter.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(seenInside);
+
+        await Task.Run(() =>
+        {
+            using (TorchRuntime.NativeCpuConvolutions())
+            using (TorchRuntime.CpuConvolutions(ConvolutionKernels.Default))
+                Assert.False(TorchRuntime.OneDnnEnabled); // nested: the outer, exact kind stays
+            using (TorchRuntime.CpuConvolutions(ConvolutionKernels.Default))
+                Assert.Throws<InvalidOperationException>(() => TorchRuntime.NativeCpuConvolutions());
+        });
     }
 }
