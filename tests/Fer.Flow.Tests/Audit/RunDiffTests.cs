@@ -2,6 +2,7 @@ using System.Text.Json;
 using Fer.Flow.Audit;
 using Fer.Flow.Cli;
 using Fer.Flow.Pipeline;
+using Fer.Flow.Tests.EndToEnd;
 
 namespace Fer.Flow.Tests.Audit;
 
@@ -115,42 +116,22 @@ public class RunDiffTests
     }
 }
 
-/// <summary>Two quickstart-shaped runs on a few hundred synthetic faces that differ only in the epochs parameter.</summary>
+/// <summary>Two tiny runs on a few hundred synthetic faces that differ only in the epochs parameter.</summary>
 [Collection("EndToEnd")]
 public class RunDiffEndToEndTests
 {
     [Fact]
     public async Task TwoRunsDifferingInEpochsDifferInThatParameterItsSettingsAndMetricsOnly()
     {
+        // The shared finished tiny run (epochs 2), then the same flow with the epochs parameter at 1: A is the new run.
+        using var flow = await TinyFlow.CopyOfFinishedRunAsync();
+        var (code, runErrors) = await flow.RunAsync("--set", "epochs=1");
+        Assert.True(code == 0, runErrors);
+        var artifacts = flow.Artifacts;
         using var dir = new TempDir();
-        var script = dir["quick.fsx"];
-        File.WriteAllText(script, $$"""
-            #load @"{{Repo.Flow("Fer.fsx")}}"
-            open Fer
-            let epochs = param "epochs" 1
-            let seed = param "seed" 3
-            flow "quick" [
-                ingest [ "count" => 300; "seed" => seed; "test_fraction" => 0.15 ]
-                augment [ "flip" => true ]
-                split [ "valid_fraction" => 0.2; "seed" => seed ]
-                train [ model "cnn" "seed-cnn" [ "lr" => 1e-3 ]
-                        model "dnn" "seed-dnn" [ "lr" => 5e-4 ] ] [ "epochs" => epochs; "batch_size" => 64; "seed" => seed ]
-                predict [ "flip_tta" => true ]
-                visualize [ "members" => "cnn"; "methods" => "saliency,gradcam,filters"; "ascent_steps" => 4; "max_filters" => 4
-                            "faithfulness_steps" => 2; "sanity_layers" => 0 ]
-                report []
-            ]
-            """);
-        var artifacts = dir["artifacts"];
-        foreach (var sets in new[] { Array.Empty<string>(), ["epochs=2"] })
-        {
-            var errors = new StringWriter();
-            var code = await FlowCommand.RunAsync(new FlowRequest(script, artifacts, sets, Device: "cpu", Console: false), errors);
-            Assert.True(code == 0, errors.ToString());
-        }
 
         var output = new StringWriter();
-        Assert.Equal(0, RunsDiffCommand.Run(new RunsDiffCommand.DiffQuery(artifacts, "latest~1", "latest", Json: true), output, TextWriter.Null));
+        Assert.Equal(0, RunsDiffCommand.Run(new RunsDiffCommand.DiffQuery(artifacts, "latest", "latest~1", Json: true), output, TextWriter.Null));
         var rows = JsonDocument.Parse(output.ToString()).RootElement.GetProperty("rows").EnumerateArray()
             .Select(r => (Section: r.GetProperty("section").GetString()!, Key: r.GetProperty("key").GetString()!, A: r.GetProperty("a").GetString(),
                 B: r.GetProperty("b").GetString(), Change: r.GetProperty("change").GetString()!)).ToList();
@@ -168,7 +149,7 @@ public class RunDiffEndToEndTests
 
         // --all also lists what stayed the same, e.g. the data and its split.
         output = new StringWriter();
-        Assert.Equal(0, RunsDiffCommand.Run(new RunsDiffCommand.DiffQuery(artifacts, "latest~1", "latest", All: true), output, TextWriter.Null));
+        Assert.Equal(0, RunsDiffCommand.Run(new RunsDiffCommand.DiffQuery(artifacts, "latest", "latest~1", All: true), output, TextWriter.Null));
         Assert.Matches(@"(?m)^metric\s+split\.train\s+\d+\s+\d+$", output.ToString());
         Assert.Matches(@"param\s+epochs\s+1\s+2\s+\+1", output.ToString());
 

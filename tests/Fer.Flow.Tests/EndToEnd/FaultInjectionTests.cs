@@ -28,12 +28,13 @@ public class FaultInjectionTests
         // From the shared finished run: only cnn, with more epochs, trains (visualize explains with one method: it is
         // not what this tests).
         using var flow = await TinyFlow.CopyOfFinishedRunAsync();
-        string[] sets = ["--set", "train.cnn.epochs=4", "--set", "visualize.methods=saliency"];
+        string[] sets = ["--set", "train.cnn.epochs=3", "--set", "visualize.methods=saliency"];
         var killedRunLog = NewRunLog(flow);
         using (var fer = new FerProcess(Args(flow, sets)))
         {
-            Assert.True(fer.WaitForLog(killedRunLog, TimeSpan.FromMinutes(4), "\"Epoch\":2", "\"ValidAccuracy\"", "\"Model\":\"cnn\""),
-                "training never reached epoch 2: " + string.Join('\n', fer.Output.TakeLast(15)));
+            // The epoch's checkpoint is written before its event is logged, so the kill comes after it.
+            Assert.True(fer.WaitForLog(killedRunLog, TimeSpan.FromMinutes(4), "\"Epoch\":1,", "\"ValidAccuracy\"", "\"Model\":\"cnn\""),
+                "training never reached epoch 1: " + string.Join('\n', fer.Output.TakeLast(15)));
             fer.KillHard();
         }
         var (code, errors) = await flow.RunAsync(sets);
@@ -44,11 +45,11 @@ public class FaultInjectionTests
         Assert.Equal("hit", statuses["train.dnn"]);
         var resumed = flow.LatestEvents().Where(e => e.TryGetProperty("ResumedFromEpoch", out _)).ToList();
         Assert.Single(resumed);
-        Assert.True(resumed[0].GetProperty("ResumedFromEpoch").GetInt32() >= 2);
+        Assert.True(resumed[0].GetProperty("ResumedFromEpoch").GetInt32() >= 1);
         var epochs = flow.LatestEvents().Where(e => e.TryGetProperty("Epoch", out _) && e.GetProperty("Model").GetString() == "cnn")
             .Select(e => e.GetProperty("Epoch").GetInt32()).ToList();
         Assert.DoesNotContain(1, epochs);
-        Assert.Contains(4, epochs);
+        Assert.Contains(3, epochs);
     }
 
     [Fact]

@@ -19,12 +19,13 @@ public sealed class TinyFlow : IDisposable
             let count = param "count" 420
             let seed = param "seed" 3
             let trainFile = param "train" @"{{trainFile ?? ""}}"
+            let epochs = param "epochs" 2
             flow "tiny" [
                 ingest [ "train" => trainFile; "count" => count; "seed" => seed; "test_fraction" => 0.15 ]
                 augment [ "flip" => true ]
                 split [ "valid_fraction" => 0.2; "seed" => seed ]
-                train [ model "cnn" "seed-cnn" [ "epochs" => 2; "batch_size" => 64; "seed" => seed ]
-                        model "dnn" "seed-dnn" [ "epochs" => 2; "batch_size" => 64; "seed" => seed ] ] []
+                train [ model "cnn" "seed-cnn" [ "epochs" => epochs; "batch_size" => 64; "seed" => seed ]
+                        model "dnn" "seed-dnn" [ "epochs" => epochs; "batch_size" => 64; "seed" => seed ] ] []
                 predict [ "flip_tta" => true ]
                 visualize [ "members" => "cnn"; "ascent_steps" => 8; "max_filters" => 8; "smoothgrad_samples" => 4; "ig_steps" => 4
                             "occlusion_stride" => 12; "faithfulness_steps" => 2; "sanity_layers" => 1 ]
