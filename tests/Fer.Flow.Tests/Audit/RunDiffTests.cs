@@ -117,7 +117,7 @@ public class RunDiffTests
 }
 
 /// <summary>Two tiny runs on a few hundred synthetic faces that differ only in the epochs parameter.</summary>
-[Collection("EndToEnd")]
+[Collection(EndToEndCollection.Name)]
 public class RunDiffEndToEndTests
 {
     [Fact]

@@ -1,7 +1,7 @@
 namespace Fer.Flow.Tests.EndToEnd;
 
 /// <summary>The bad-input corpus through the whole command: exit code 2, one message with file and line, no cache entry.</summary>
-[Collection("EndToEnd")]
+[Collection(EndToEndCollection.Name)]
 public class BadInputCliTests
 {
     public static TheoryData<string, int, string> Corpus()

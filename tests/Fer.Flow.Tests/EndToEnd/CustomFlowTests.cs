@@ -3,7 +3,7 @@ using Fer.Flow.Cli;
 namespace Fer.Flow.Tests.EndToEnd;
 
 /// <summary>flows/custom.fsx: a stage and a model written in F#, planned, trained, explained and fingerprinted with the script.</summary>
-[Collection("EndToEnd")]
+[Collection(EndToEndCollection.Name)]
 public class CustomFlowTests
 {
     private static readonly string[] Tiny =

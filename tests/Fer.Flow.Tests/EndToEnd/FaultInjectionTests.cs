@@ -3,7 +3,7 @@ using Fer.Flow.Cache;
 namespace Fer.Flow.Tests.EndToEnd;
 
 /// <summary>kill -9 in the middle of stages, concurrent runs and damaged caches: a rerun completes and nothing wrong is read.</summary>
-[Collection("EndToEnd")]
+[Collection(EndToEndCollection.Name)]
 public class FaultInjectionTests
 {
     private static string? LatestLog(TinyFlow flow)
@@ -111,7 +111,7 @@ public class FaultInjectionTests
     }
 }
 
-[Collection("EndToEnd")]
+[Collection(EndToEndCollection.Name)]
 public class ReadOnlyArtifactsTests
 {
     private static void Attributes(string flag, string path)

@@ -1,7 +1,7 @@
 namespace Fer.Flow.Tests.EndToEnd;
 
 /// <summary>Whole flows through the CLI code on tiny synthetic data: outputs, cache reuse, resuming, errors.</summary>
-[Collection("EndToEnd")]
+[Collection(EndToEndCollection.Name)]
 public class FlowEndToEndTests
 {
     [Fact]

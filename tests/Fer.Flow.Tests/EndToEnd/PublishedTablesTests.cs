@@ -5,7 +5,7 @@ using Fer.Flow.Pipeline;
 namespace Fer.Flow.Tests.EndToEnd;
 
 /// <summary>A run's Parquet outputs read by DuckDB, as a user without Fer would: names, not codes, say what is what.</summary>
-[Collection("EndToEnd")]
+[Collection(EndToEndCollection.Name)]
 public class PublishedTablesTests
 {
     private static List<object?[]> Query(string sql)

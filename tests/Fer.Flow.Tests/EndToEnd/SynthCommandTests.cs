@@ -2,7 +2,7 @@ using Fer.Core.Data;
 
 namespace Fer.Flow.Tests.EndToEnd;
 
-[Collection("EndToEnd")]
+[Collection(EndToEndCollection.Name)]
 public class SynthCommandTests
 {
     [Theory]

@@ -6,7 +6,7 @@ namespace Fer.Flow.Tests.Hardening;
 
 /// <summary>Rules 1, 5, 6 and 10 through the command: exit 2 and one line for every user error, before the lock and before
 /// anything runs where it can be known then; the recorded command reruns the run.</summary>
-[Collection("EndToEnd")]
+[Collection(EndToEndCollection.Name)]
 public class CliHardeningTests
 {
     private static async Task<(int Code, string Errors)> Run(TinyFlow flow, params string[] args) =>

@@ -5,7 +5,7 @@ namespace Fer.Flow.Tests.Hardening;
 
 /// <summary>Rule 8: Ctrl-C and SIGTERM stop at the next batch, cache nothing partial, keep the last checkpoint, record
 /// the run as cancelled and exit 130 (SIGINT) or 143 (SIGTERM).</summary>
-[Collection("EndToEnd")]
+[Collection(EndToEndCollection.Name)]
 public class SignalTests
 {
     [SkippableTheory]
