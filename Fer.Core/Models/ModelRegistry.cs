@@ -7,11 +7,18 @@ public enum ModelFamily { Convolutional, FullyConnected }
 
 /// <summary>
 /// A model a flow can name: its family, its hyperparameters with their defaults, and how to build it for a
-/// number of classes and an image side. <see cref="SourceHash"/> is set for models defined in a flow script:
-/// it enters the fingerprint of every member that trains one, so editing the model's code retrains them.
+/// number of classes and an image side. <see cref="SourceHash"/> is set for models defined in a flow script.
 /// </summary>
 public sealed record ModelEntry(string Name, ModelFamily Family, IReadOnlyDictionary<string, double> Hyperparameters,
-    Func<int, int, IReadOnlyDictionary<string, double>, FerModel> Factory, string? SourceHash = null);
+    Func<int, int, IReadOnlyDictionary<string, double>, FerModel> Factory, string? SourceHash = null)
+{
+    /// <summary>
+    /// The identity of the code that builds and runs the model: the script's hash for a script's model, else the IL
+    /// of the factory and of everything it reaches in Fer (the model's class, its layers, its initialisation). It
+    /// enters the fingerprint of every member that trains the model, so changing a layer retrains them.
+    /// </summary>
+    public string CodeIdentity => SourceHash ?? Fer.Core.CodeIdentity.Of(Factory.Method);
+}
 
 /// <summary>
 /// The models a flow can name. <see cref="BuiltIn"/> holds Fer's own; a flow's catalog adds the models its

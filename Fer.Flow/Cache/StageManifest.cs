@@ -12,7 +12,8 @@ public sealed record StageManifest
 {
     public required string Stage { get; init; }
     public required string Fingerprint { get; init; }
-    public required int CodeVersion { get; init; }
+    /// <summary>The identity of the code that made the entry (see <see cref="Pipeline.IStageDefinition.CodeIdentity"/>).</summary>
+    public required string CodeIdentity { get; init; }
     public required SortedDictionary<string, string> Parameters { get; init; }
     public required SortedDictionary<string, string> Upstream { get; init; }
     public List<ManifestInput> Inputs { get; init; } = [];
@@ -47,7 +48,7 @@ public sealed record StageManifest
     public static string? Problem(StageManifest m)
     {
         // JSON null overrides the initialisers: a damaged manifest must not reach code that trusts these.
-        if (m.Stage is null || m.Fingerprint is null) return "stage or fingerprint missing";
+        if (m.Stage is null || m.Fingerprint is null || m.CodeIdentity is null) return "stage, fingerprint or code identity missing";
         if (m.Parameters is null || m.Upstream is null || m.Inputs is null || m.Files is null || m.Rows is null) return "a field is null";
         if (m.Inputs.Any(i => i is null || i.Path is null || i.Sha256 is null)) return "an input entry is null";
         if (m.Parameters.Values.Any(v => v is null) || m.Upstream.Values.Any(v => v is null)) return "a parameter is null";

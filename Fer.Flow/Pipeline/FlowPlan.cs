@@ -94,7 +94,7 @@ public static partial class FlowPlanner
             var material = JsonSerializer.Serialize(new
             {
                 kind = spec.Stage.Kind,
-                version = spec.Stage.CodeVersion,
+                code = spec.Stage.CodeIdentity,
                 node = spec.Name,
                 settings = SettingsBinder.Canonical(s),
                 inputs = producers[spec.Name].Select(p => new { node = p, fingerprint = planned[p].Fingerprint }),

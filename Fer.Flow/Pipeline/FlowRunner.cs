@@ -257,7 +257,7 @@ public sealed class FlowRunner(RunContext run)
             {
                 Stage = planned.Name,
                 Fingerprint = planned.Fingerprint,
-                CodeVersion = planned.Stage.CodeVersion,
+                CodeIdentity = planned.Stage.CodeIdentity,
                 Parameters = SettingsBinder.Canonical(planned.Settings),
                 Upstream = UpstreamFingerprints(planned),
                 Inputs = context.InputFiles,
@@ -289,7 +289,7 @@ public sealed class FlowRunner(RunContext run)
             var output = await planned.Stage.RunAsync(context, planned.Settings);
             var manifest = new StageManifest
             {
-                Stage = planned.Name, Fingerprint = planned.Fingerprint, CodeVersion = planned.Stage.CodeVersion,
+                Stage = planned.Name, Fingerprint = planned.Fingerprint, CodeIdentity = planned.Stage.CodeIdentity,
                 Parameters = SettingsBinder.Canonical(planned.Settings), Upstream = UpstreamFingerprints(planned), Rows = context.Rows,
                 CreatedUtc = DateTime.UtcNow, RunId = run.RunId,
             };

@@ -37,8 +37,12 @@ public interface IStageDefinition
     /// <summary>The stage's kind (ingest, split, train-member, ...); a node's name defaults to it.</summary>
     string Kind { get; }
 
-    /// <summary>Bump when the stage's output for the same inputs changes: it invalidates old entries.</summary>
-    int CodeVersion { get; }
+    /// <summary>
+    /// The identity of the code that computes the stage, taken from the code itself (<see cref="Fer.Core.CodeIdentity"/>
+    /// for Fer's stages, the script's hash for a script's): it enters every fingerprint, so an entry made by other code
+    /// is never served.
+    /// </summary>
+    string CodeIdentity { get; }
 
     Type SettingsType { get; }
     Type OutputType { get; }
@@ -67,7 +71,8 @@ public interface IStageDefinition
 public abstract class Stage<TSettings, TOutput> : IStageDefinition where TSettings : class, new() where TOutput : class
 {
     public abstract string Kind { get; }
-    public abstract int CodeVersion { get; }
+    /// <summary>The IL of this stage's type and of everything it reaches in Fer (computed once per process).</summary>
+    public string CodeIdentity => Fer.Core.CodeIdentity.Of(GetType());
     public Type SettingsType => typeof(TSettings);
     public Type OutputType => typeof(TOutput);
     public abstract IReadOnlyList<InputPort> Inputs { get; }

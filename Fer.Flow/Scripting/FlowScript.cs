@@ -159,7 +159,7 @@ public sealed class ScriptStage<TInput, TSettings, TOutput>(string kind, TSettin
     where TInput : class where TSettings : class where TOutput : class
 {
     public string Kind { get; } = kind;
-    public int CodeVersion => 1;
+    public string CodeIdentity { get; } = scriptHash;
     public Type SettingsType => typeof(TSettings);
     public Type OutputType => typeof(TOutput);
     public IReadOnlyList<InputPort> Inputs { get; } = [InputPort.One<TInput>()];

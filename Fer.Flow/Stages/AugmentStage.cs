@@ -19,7 +19,6 @@ public sealed record TrainingFaces(FaceTable Faces);
 public sealed class AugmentStage : Stage<AugmentSettings, TrainingFaces>
 {
     public override string Kind => "augment";
-    public override int CodeVersion => 1;
     public override IReadOnlyList<InputPort> Inputs => [InputPort.One<RawFaces>()];
 
     protected override async Task<TrainingFaces> RunAsync(StageContext ctx, AugmentSettings s)

@@ -40,7 +40,6 @@ public sealed record RawFaces(FaceTable Faces, DataMetrics Metrics) : IHasMetric
 public sealed class IngestStage : Stage<IngestSettings, RawFaces>
 {
     public override string Kind => "ingest";
-    public override int CodeVersion => 1;
     public override IReadOnlyList<InputPort> Inputs => [];
 
     protected override IReadOnlyList<string> InputFiles(IngestSettings s) =>

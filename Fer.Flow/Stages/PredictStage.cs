@@ -48,7 +48,6 @@ public sealed record EnsemblePrediction(FigureFile ConfusionValid, FigureFile Co
 public sealed class PredictStage : Stage<PredictSettings, EnsemblePrediction>
 {
     public override string Kind => "predict";
-    public override int CodeVersion => 3; // 2: members are nodes of their own; 3: probabilities.parquet a self-describing table
     public override IReadOnlyList<InputPort> Inputs => [InputPort.One<SplitFaces>(), InputPort.All<TrainedMember>()];
 
     protected override async Task<EnsemblePrediction> RunAsync(StageContext ctx, PredictSettings s)

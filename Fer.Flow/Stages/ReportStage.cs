@@ -24,7 +24,6 @@ public sealed record ReportOutput(DataFile Html, FigureFile? ValidationCompariso
 public sealed class ReportStage : Stage<ReportSettings, ReportOutput>
 {
     public override string Kind => "report";
-    public override int CodeVersion => 2;
     public override bool Volatile => true;
     public override IReadOnlyList<InputPort> Inputs =>
     [

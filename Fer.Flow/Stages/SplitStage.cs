@@ -31,7 +31,6 @@ public sealed record SplitFaces(FaceTable Train, FaceTable Valid, FaceTable Test
 public sealed class SplitStage : Stage<SplitSettings, SplitFaces>
 {
     public override string Kind => "split";
-    public override int CodeVersion => 1;
     public override IReadOnlyList<InputPort> Inputs => [InputPort.One<TrainingFaces>()];
 
     protected override async Task<SplitFaces> RunAsync(StageContext ctx, SplitSettings s)

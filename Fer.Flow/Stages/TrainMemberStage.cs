@@ -42,10 +42,26 @@ public sealed record TrainedMember(string Member, string Model, ModelFamily Fami
     /// models (and for members cached before Fer recorded it). `fer predict` checks it before rebuilding a script's model.</summary>
     public string? ModelSourceHash { get; init; }
 
-    /// <summary>Rebuilds the trained model (eval mode, on the device) from the flow's model catalog.</summary>
+    /// <summary>
+    /// Rebuilds the trained model (eval mode, on the device) from the flow's model catalog. Weights that do not fit the
+    /// model as it is built now (its code changed since the member was trained) are one line naming the member and the
+    /// first tensor that differs, not TorchSharp's "mismatched tensor shape".
+    /// </summary>
     public FerModel Load(ModelCatalog models, int numClasses, int side, torch.Device device)
     {
         var model = models.Create(Model, numClasses, side, Hyperparameters);
+        string? mismatch;
+        try { mismatch = SavedWeights.Mismatch(model, Weights.Path); }
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or IOException or OverflowException)
+        {
+            model.Dispose();
+            throw new FlowDefinitionException($"member {Member}: its weights file {Weights.Path} cannot be read ({e.Message}); train it again (fer run FLOW --from train.{Member})");
+        }
+        if (mismatch is not null)
+        {
+            model.Dispose();
+            throw new FlowDefinitionException($"member {Member}: its trained weights do not fit model {Model} as it is built now ({mismatch}); train it again (fer run FLOW --from train.{Member})");
+        }
         model.load(Weights.Path);
         model.to(device);
         model.eval();
@@ -60,7 +76,6 @@ public sealed record TrainedMember(string Member, string Model, ModelFamily Fami
 public sealed class TrainMemberStage : Stage<MemberSettings, TrainedMember>
 {
     public override string Kind => "train-member";
-    public override int CodeVersion => 4; // 4: one node per member
     public override IReadOnlyList<InputPort> Inputs => [InputPort.One<SplitFaces>()];
 
     public override object BindSettings(IReadOnlyDictionary<string, object> given, string owner, PlanScope scope)
@@ -91,7 +106,8 @@ public sealed class TrainMemberStage : Stage<MemberSettings, TrainedMember>
         catch (ArgumentException e) { throw new FlowDefinitionException($"{owner}: {e.Message}"); }
     }
 
-    public override string? ExtraFingerprint(object settings, PlanScope scope) => scope.Models.Get(((MemberSettings)settings).Model).SourceHash;
+    /// <summary>The trained model's code identity: editing a model's code (Fer's or a script's) retrains its members.</summary>
+    public override string? ExtraFingerprint(object settings, PlanScope scope) => scope.Models.Get(((MemberSettings)settings).Model).CodeIdentity;
 
     protected override async Task<TrainedMember> RunAsync(StageContext ctx, MemberSettings s)
     {

@@ -93,7 +93,6 @@ public sealed record Explanations(IReadOnlyList<MemberExplanations> Members, Exp
 public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
 {
     public override string Kind => "visualize";
-    public override int CodeVersion => 4; // 3: members as nodes; 4: attribution methods, faithfulness, sanity check
     public override IReadOnlyList<InputPort> Inputs => [InputPort.One<SplitFaces>(), InputPort.All<TrainedMember>(), InputPort.Optional<RawFaces>()];
 
     public override object BindSettings(IReadOnlyDictionary<string, object> given, string owner, PlanScope scope)

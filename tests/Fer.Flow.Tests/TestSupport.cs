@@ -64,7 +64,8 @@ public sealed record OutD(DataFile Out) : FakeOutput(Out);
 public sealed class FakeStage(string kind, Type output, params InputPort[] inputs) : IStageDefinition
 {
     public string Kind { get; } = kind;
-    public int CodeVersion { get; set; } = 1;
+    /// <summary>Stands for the stage's code: a test changes it to simulate an edit.</summary>
+    public string CodeIdentity { get; set; } = "fake-1";
     public Type SettingsType => typeof(FakeSettings);
     public Type OutputType { get; } = output;
     public IReadOnlyList<InputPort> Inputs { get; } = inputs;

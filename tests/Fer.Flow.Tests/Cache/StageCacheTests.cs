@@ -10,7 +10,7 @@ public class StageCacheTests
         File.WriteAllText(Path.Combine(pending.Dir, "data.bin"), content);
         return cache.Commit(pending, new StageManifest
         {
-            Stage = stage, Fingerprint = fp, CodeVersion = 1, Parameters = new() { ["k"] = "v" }, Upstream = [],
+            Stage = stage, Fingerprint = fp, CodeIdentity = "fake-1", Parameters = new() { ["k"] = "v" }, Upstream = [],
         });
     }
 

@@ -15,7 +15,7 @@ public class CacheTrustTests
         File.WriteAllText(Path.Combine(pending.Dir, "data.bin"), "hello");
         return cache.Commit(pending, new StageManifest
         {
-            Stage = "s", Fingerprint = Fp, CodeVersion = 1, Parameters = new() { ["k"] = "v" }, Upstream = [],
+            Stage = "s", Fingerprint = Fp, CodeIdentity = "fake-1", Parameters = new() { ["k"] = "v" }, Upstream = [],
             Rows = new() { ["rows"] = 3 },
         });
     }

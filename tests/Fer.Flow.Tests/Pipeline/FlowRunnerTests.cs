@@ -27,13 +27,13 @@ public class FlowRunnerTests
     }
 
     [Fact]
-    public async Task FingerprintsDependOnSettingsUpstreamAndCodeVersion()
+    public async Task FingerprintsDependOnSettingsUpstreamAndCodeIdentity()
     {
         using var flow = new FakeFlow();
         var (_, _, plan1) = flow.Prepare();
         var (_, _, plan2) = flow.Prepare(overrides: new() { ["a.f"] = "0.25" });
         Assert.All(plan1.Nodes.Zip(plan2.Nodes), p => Assert.NotEqual(p.First.Fingerprint, p.Second.Fingerprint));
-        flow.Stages[2].CodeVersion = 2;
+        flow.Stages[2].CodeIdentity = "fake-2";
         var (_, _, plan3) = flow.Prepare();
         Assert.Equal(plan1.Nodes[1].Fingerprint, plan3.Nodes[1].Fingerprint);
         Assert.NotEqual(plan1.Nodes[2].Fingerprint, plan3.Nodes[2].Fingerprint);
