@@ -56,6 +56,4 @@ public static class AttributionMethods
     public static AttributionMethod Get(string name) =>
         All.FirstOrDefault(m => m.Name == name)
         ?? throw new ArgumentException($"unknown attribution method '{name}'; known methods: {string.Join(", ", Names)}", nameof(name));
-
-    public static bool IsKnown(string name) => All.Any(m => m.Name == name);
 }

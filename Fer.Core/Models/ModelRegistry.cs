@@ -81,8 +81,6 @@ public static class ModelRegistry
 {
     public static IReadOnlyList<string> Names => ModelCatalog.BuiltIn.Names;
 
-    public static IReadOnlyList<string> HyperparameterNames(string model) => [.. ModelCatalog.BuiltIn.Get(model).Hyperparameters.Keys];
-
     /// <summary>Builds a built-in model; hyperparameters are given as text (as a flow's settings carry them).</summary>
     public static FerModel Create(string name, int numClasses = 7, int side = 48, IReadOnlyDictionary<string, string>? hyper = null)
     {

@@ -94,6 +94,8 @@ public static class SettingsSchema
         Enum e => SnakeCase(e.ToString()),
         IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
         System.Collections.IDictionary dict => string.Join(",", dict.Keys.Cast<object>().Select(k => $"{k}={Canonical(dict[k])}").Order(StringComparer.Ordinal)),
+        string s => s,
+        System.Collections.IEnumerable list => "[" + string.Join(",", list.Cast<object?>().Select(Canonical)) + "]", // a list as a list, not its type name
         _ => v.ToString() ?? "",
     };
 

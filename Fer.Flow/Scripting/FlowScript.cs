@@ -23,9 +23,6 @@ public sealed class FlowItem(IReadOnlyList<NodeSpec> nodes)
     }
 }
 
-/// <summary>A stage without settings.</summary>
-public sealed record NoSettings;
-
 /// <summary>
 /// The API flow scripts call (through the F# prelude flows/Fer.fsx). A script declares its parameters with
 /// <see cref="Param{T}"/>, may define stages and models, and ends with <see cref="Define"/>. The host evaluates

@@ -62,3 +62,16 @@ public class CodeIdentityPlanTests
             "[32, 1, 3, 3] in the model); train it again (fer run FLOW --from train.m)", e.Message);
     }
 }
+
+/// <summary>Settings as fingerprints and logs show them: lists as lists, not their CLR type's name.</summary>
+public class CanonicalSettingsTests
+{
+    [Fact]
+    public void AListSettingIsCanonicalAsItsItems()
+    {
+        Assert.Equal("[saliency,gradcam]", SettingsSchema.Canonical(new[] { "saliency", "gradcam" }));
+        Assert.Equal("text", SettingsSchema.Canonical("text"));
+        var visualize = SettingsBinder.Canonical(new VisualizeSettings { Methods = "saliency, gradcam" });
+        Assert.Equal("[saliency,gradcam]", visualize["method_list"]);
+    }
+}
