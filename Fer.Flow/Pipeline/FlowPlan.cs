@@ -146,8 +146,15 @@ public static partial class FlowPlanner
             {
                 chosen = makers;
                 if (!port.Many)
-                    // A maker consumed by another maker of the same type has been refined by it: bind to the refinement.
-                    chosen = makers.Where(m => !makers.Any(other => other != m && Consumes(other, m))).ToList();
+                {
+                    // Stages that take and make this type refine it, in the order the script lists them (the one place
+                    // script order counts): the first refines what the other stages make, each next one the refinement
+                    // before it, and every other consumer takes the last refinement.
+                    var refiners = specs.Where(s => Refines(s, port.Type)).ToList();
+                    int at = refiners.IndexOf(node);
+                    var before = at < 0 ? refiners : refiners.Take(at).ToList();
+                    chosen = before.Count > 0 ? [before[^1]] : makers.Where(m => !refiners.Contains(m)).ToList();
+                }
             }
             var typeName = port.Type.Name;
             if (chosen.Count == 0 && (port.Arity == PortArity.One || (port.Many && port.Arity == PortArity.All)))
@@ -165,9 +172,9 @@ public static partial class FlowPlanner
         return bound;
     }
 
-    private static bool Consumes(NodeSpec consumer, NodeSpec producer) =>
-        consumer.Stage.Inputs.Any(p => !p.Many && p.Type.IsAssignableFrom(producer.Stage.OutputType))
-        && (consumer.From.Count == 0 || consumer.From.Contains(producer.Name));
+    /// <summary>Whether a stage takes one <paramref name="type"/> and makes one: it refines that type in place.</summary>
+    private static bool Refines(NodeSpec stage, Type type) =>
+        type.IsAssignableFrom(stage.Stage.OutputType) && stage.Stage.Inputs.Any(p => !p.Many && p.Type.IsAssignableFrom(type));
 
     /// <summary>Kahn's algorithm; among ready nodes the smallest name first, so every script order gives one plan.</summary>
     private static List<NodeSpec> Sort(FlowDefinition flow, IReadOnlyList<NodeSpec> specs, Dictionary<string, List<string>> producers)

@@ -69,6 +69,24 @@ public class FlowGraphTests
         Assert.Equal(["a"], plan.Find("refine")!.Producers);
     }
 
+    /// <summary>Refining stages of one type apply in the order the script lists them, however many there are.</summary>
+    [Fact]
+    public void TwoRefiningStagesInARowChainInScriptOrder()
+    {
+        var a = Node("a", typeof(OutA));
+        var first = Node("first", typeof(OutA), InputPort.One<OutA>());
+        var second = Node("second", typeof(OutA), InputPort.One<OutA>());
+        var b = Node("b", typeof(OutB), InputPort.One<OutA>());
+        var plan = Plan(Flow(b, first, a, second));
+        Assert.Equal(["a", "first", "second", "b"], plan.Nodes.Select(n => n.Name));
+        Assert.Equal(["a"], plan.Find("first")!.Producers);
+        Assert.Equal(["first"], plan.Find("second")!.Producers);
+        Assert.Equal(["second"], plan.Find("b")!.Producers);
+        var swapped = Plan(Flow(b, second, a, first));
+        Assert.Equal(["second"], swapped.Find("first")!.Producers);
+        Assert.Equal(["first"], swapped.Find("b")!.Producers);
+    }
+
     [Fact]
     public void BadNamesAreRejectedBeforeAnythingRuns()
     {
