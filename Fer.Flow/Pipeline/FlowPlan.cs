@@ -84,6 +84,9 @@ public static partial class FlowPlanner
         var settings = specs.ToDictionary(s => s.Name, s => s.Stage.BindSettings(given[s.Name], $"stage {s.Name}", scope), StringComparer.Ordinal);
         var producers = specs.ToDictionary(s => s.Name, s => Bind(flow, s, specs, catalog), StringComparer.Ordinal);
         var order = Sort(flow, specs, producers);
+        foreach (var spec in order)
+            spec.Stage.CheckBound(settings[spec.Name], new BoundInputs([.. producers[spec.Name].Select(p => (p, specs.First(s => s.Name == p).Stage.OutputType))]),
+                $"stage {spec.Name}");
 
         var planned = new Dictionary<string, PlannedNode>(StringComparer.Ordinal);
         var result = new List<PlannedNode>();

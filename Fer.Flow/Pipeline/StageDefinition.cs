@@ -25,6 +25,13 @@ public interface IHasMetrics
     object Metrics { get; }
 }
 
+/// <summary>The nodes a node takes its inputs from, and what each makes (for <see cref="IStageDefinition.CheckBound"/>).</summary>
+public sealed record BoundInputs(IReadOnlyList<(string Node, Type Output)> Producers)
+{
+    /// <summary>The producers whose output is a <typeparamref name="T"/>, in the planner's order.</summary>
+    public IReadOnlyList<string> NodesMaking<T>() => [.. Producers.Where(p => typeof(T).IsAssignableFrom(p.Output)).Select(p => p.Node)];
+}
+
 /// <summary>What the planner knows when it binds a node's settings: the flow's models.</summary>
 public sealed record PlanScope(ModelCatalog Models);
 
@@ -64,6 +71,12 @@ public interface IStageDefinition
     /// <summary>Input files outside the cache whose content enters the fingerprint (ingest's CSV files).</summary>
     IReadOnlyList<string> InputFiles(object settings) => [];
 
+    /// <summary>
+    /// Checks, at plan time once the graph is bound, settings that name other parts of the flow (a member to
+    /// explain, to draw): a name the flow lacks is a <see cref="FlowDefinitionException"/> listing the valid ones.
+    /// </summary>
+    void CheckBound(object settings, BoundInputs inputs, string owner) { }
+
     Task<object> RunAsync(StageContext context, object settings);
 }
 
@@ -84,6 +97,9 @@ public abstract class Stage<TSettings, TOutput> : IStageDefinition where TSettin
     public virtual string? ExtraFingerprint(object settings, PlanScope scope) => null;
 
     public IReadOnlyList<string> InputFiles(object settings) => InputFiles((TSettings)settings);
+
+    public void CheckBound(object settings, BoundInputs inputs, string owner) => CheckBound((TSettings)settings, inputs, owner);
+    protected virtual void CheckBound(TSettings settings, BoundInputs inputs, string owner) { }
     protected virtual IReadOnlyList<string> InputFiles(TSettings settings) => [];
 
     public async Task<object> RunAsync(StageContext context, object settings) => await RunAsync(context, (TSettings)settings);

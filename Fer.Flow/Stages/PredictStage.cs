@@ -50,6 +50,13 @@ public sealed class PredictStage : Stage<PredictSettings, EnsemblePrediction>
     public override string Kind => "predict";
     public override IReadOnlyList<InputPort> Inputs => [InputPort.One<SplitFaces>(), InputPort.All<TrainedMember>()];
 
+    protected override void CheckBound(PredictSettings s, BoundInputs inputs, string owner)
+    {
+        var members = inputs.NodesMaking<TrainedMember>().Select(TrainMemberStage.MemberName).ToList();
+        if (s.ConfusionMember is { Length: > 0 } named && !members.Contains(named))
+            throw new FlowDefinitionException($"{owner}: confusion_member: no member '{named}'; members: {string.Join(", ", members)}");
+    }
+
     protected override async Task<EnsemblePrediction> RunAsync(StageContext ctx, PredictSettings s)
     {
         var split = ctx.Input<SplitFaces>();

@@ -106,12 +106,15 @@ public sealed class TrainMemberStage : Stage<MemberSettings, TrainedMember>
         catch (ArgumentException e) { throw new FlowDefinitionException($"{owner}: {e.Message}"); }
     }
 
+    /// <summary>The member a node trains: its name after the group (train.cnn trains cnn).</summary>
+    public static string MemberName(string node) => node.Contains('.') ? node[(node.IndexOf('.') + 1)..] : node;
+
     /// <summary>The trained model's code identity: editing a model's code (Fer's or a script's) retrains its members.</summary>
     public override string? ExtraFingerprint(object settings, PlanScope scope) => scope.Models.Get(((MemberSettings)settings).Model).CodeIdentity;
 
     protected override async Task<TrainedMember> RunAsync(StageContext ctx, MemberSettings s)
     {
-        var member = ctx.Node.Contains('.') ? ctx.Node[(ctx.Node.IndexOf('.') + 1)..] : ctx.Node;
+        var member = MemberName(ctx.Node);
         var split = ctx.Input<SplitFaces>();
         var train = await split.Train.ReadAsync(ctx.CancellationToken);
         var valid = await split.Valid.ReadAsync(ctx.CancellationToken);

@@ -104,6 +104,14 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
         return s;
     }
 
+    protected override void CheckBound(VisualizeSettings s, BoundInputs inputs, string owner)
+    {
+        var members = inputs.NodesMaking<TrainedMember>().Select(TrainMemberStage.MemberName).ToList();
+        foreach (var wanted in s.Members.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            if (!members.Contains(wanted))
+                throw new FlowDefinitionException($"{owner}: members: no member '{wanted}'; members: {string.Join(", ", members)}");
+    }
+
     protected override async Task<Explanations> RunAsync(StageContext ctx, VisualizeSettings s)
     {
         var split = ctx.Input<SplitFaces>();

@@ -123,6 +123,8 @@ public class CustomFlowTests
     [InlineData("equalize.strength=lots", "stage equalize: strength expects a number, got 'lots'")]
     [InlineData("train.fsharp.dropout=x", "stage train.fsharp: hyperparameter dropout of model fsharp-cnn expects a number, got 'x'")]
     [InlineData("visualize.methods=saliency,magic", "stage visualize: methods: unknown method 'magic'")]
+    [InlineData("visualize.members=cnn,rnn", "stage visualize: members: no member 'rnn'; members: cnn, fsharp")]
+    [InlineData("predict.confusion_member=best", "stage predict: confusion_member: no member 'best'; members: cnn, fsharp")]
     public async Task BadSettingsAreRejectedAtPlanTimeBeforeAnythingRuns(string set, string message)
     {
         using var dir = new TempDir();
