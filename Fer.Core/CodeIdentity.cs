@@ -44,30 +44,46 @@ public static class CodeIdentity
     public static IReadOnlyList<string> MethodsCovered(Type type)
     {
         ArgumentNullException.ThrowIfNull(type);
-        var names = new List<string>();
-        Walk(MethodsOf(type), type.Assembly, null, names);
-        return names;
+        return [.. Closure(MethodsOf(type), type.Assembly).Select(m => FactsOf(m).Name)];
     }
 
     private static string Compute(IEnumerable<MethodBase> roots, Assembly home)
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        Walk(roots, home, sha, null);
+        foreach (var method in Closure(roots, home))
+        {
+            var facts = FactsOf(method);
+            sha.AppendData(Encoding.UTF8.GetBytes("\n" + facts.Name + "\n"));
+            sha.AppendData(facts.Digest);
+        }
         return Convert.ToHexStringLower(sha.GetHashAndReset());
     }
 
-    /// <summary>Visits every reached method once, in a fixed order (by name), hashing its IL into <paramref name="sha"/>.</summary>
-    private static void Walk(IEnumerable<MethodBase> roots, Assembly home, IncrementalHash? sha, List<string>? names)
+    /// <summary>What one method's IL says, read once per process and shared by every identity that reaches it.</summary>
+    private sealed record MethodFacts(string Name, byte[] Digest, List<MethodBase?> Methods, List<Type> Types);
+    private static readonly ConcurrentDictionary<MethodBase, MethodFacts> Facts = new();
+
+    private static MethodFacts FactsOf(MethodBase method) => Facts.GetOrAdd(method, m =>
+    {
+        var facts = new MethodFacts(Describe(m), [], [], []);
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        HashBody(m, sha, facts.Methods.Add, facts.Types.Add);
+        return facts with { Digest = sha.GetHashAndReset() };
+    });
+
+    /// <summary>Every method of Fer (or of <paramref name="home"/>) the roots reach, in a fixed order: by name.</summary>
+    private static List<MethodBase> Closure(IEnumerable<MethodBase> roots, Assembly home)
     {
         var seen = new HashSet<MethodBase>();
-        var pending = new SortedDictionary<string, MethodBase>(StringComparer.Ordinal);
+        var pending = new Queue<MethodBase>();
         void Reach(MethodBase? m)
         {
             if (m is null) return;
             if (m is MethodInfo { IsGenericMethod: true, IsGenericMethodDefinition: false } generic) m = generic.GetGenericMethodDefinition();
             if (m.DeclaringType is { IsGenericType: true, IsGenericTypeDefinition: false } owner)
                 m = MethodBase.GetMethodFromHandle(m.MethodHandle, owner.GetGenericTypeDefinition().TypeHandle) ?? m;
-            if (!Followed(m.DeclaringType, home) || seen.Contains(m) || !pending.TryAdd(Describe(m), m)) return;
+            if (!Followed(m.DeclaringType, home) || !seen.Add(m)) return;
+            pending.Enqueue(m);
             Reach(m.DeclaringType?.TypeInitializer);
         }
         void ReachType(Type? t)
@@ -80,15 +96,13 @@ public static class CodeIdentity
             foreach (var m in MethodsOf(t)) Reach(m);
         }
         foreach (var r in roots) Reach(r);
-        while (pending.Count > 0)
+        while (pending.TryDequeue(out var method))
         {
-            var (name, method) = pending.First();
-            pending.Remove(name);
-            if (!seen.Add(method)) continue;
-            names?.Add(name);
-            sha?.AppendData(Encoding.UTF8.GetBytes("\n" + name + "\n"));
-            HashBody(method, sha, Reach, ReachType);
+            var facts = FactsOf(method);
+            foreach (var m in facts.Methods) Reach(m);
+            foreach (var t in facts.Types) ReachType(t);
         }
+        return [.. seen.OrderBy(m => FactsOf(m).Name, StringComparer.Ordinal)];
     }
 
     private static bool Followed(Type? type, Assembly home) =>
@@ -111,7 +125,7 @@ public static class CodeIdentity
         _ => $"{member.DeclaringType?.FullName}::{member}",
     };
 
-    private static void HashBody(MethodBase method, IncrementalHash? sha, Action<MethodBase?> reach, Action<Type?> reachType)
+    private static void HashBody(MethodBase method, IncrementalHash sha, Action<MethodBase?> reach, Action<Type> reachType)
     {
         byte[]? il;
         try { il = method.GetMethodBody()?.GetILAsByteArray(); }
@@ -124,9 +138,9 @@ public static class CodeIdentity
         while (i < il.Length)
         {
             short value = il[i] == 0xFE && i + 1 < il.Length ? (short)(0xFE00 | il[i + 1]) : il[i];
-            if (!OpCodesByValue.TryGetValue(value, out var op)) { sha?.AppendData(il.AsSpan(i)); return; } // not IL we know: hash the rest as it is
+            if (!OpCodesByValue.TryGetValue(value, out var op)) { sha.AppendData(il.AsSpan(i)); return; } // not IL we know: hash the rest as it is
             i += op.Size;
-            sha?.AppendData(BitConverter.GetBytes(value));
+            sha.AppendData(BitConverter.GetBytes(value));
             int operand = op.OperandType switch
             {
                 OperandType.InlineNone => 0,
@@ -140,16 +154,16 @@ public static class CodeIdentity
                 or OperandType.InlineString or OperandType.InlineSig)
             {
                 int token = BitConverter.ToInt32(il, i);
-                var resolved = Resolve(module, token, op.OperandType, typeArguments, methodArguments, reach, reachType); // also when not hashing: it reaches
-                sha?.AppendData(Encoding.UTF8.GetBytes(resolved));
+                var resolved = Resolve(module, token, op.OperandType, typeArguments, methodArguments, reach, reachType);
+                sha.AppendData(Encoding.UTF8.GetBytes(resolved));
             }
-            else sha?.AppendData(il.AsSpan(i, operand));
+            else sha.AppendData(il.AsSpan(i, operand));
             i += operand;
         }
     }
 
     private static string Resolve(Module module, int token, OperandType kind, Type[]? typeArguments, Type[]? methodArguments,
-        Action<MethodBase?> reach, Action<Type?> reachType)
+        Action<MethodBase?> reach, Action<Type> reachType)
     {
         try
         {
@@ -163,7 +177,10 @@ public static class CodeIdentity
             {
                 case MethodBase m:
                     reach(m);
-                    if (m is ConstructorInfo) reachType(m.DeclaringType);
+                    // A created type's overrides may run, so all its methods count; not so a compiler-generated
+                    // closure class (<>c), whose lambdas are reached one by one where they are taken (ldftn).
+                    if (m is ConstructorInfo { DeclaringType: { } created } && !created.IsDefined(typeof(System.Runtime.CompilerServices.CompilerGeneratedAttribute), false))
+                        reachType(created);
                     if (m is MethodInfo { IsGenericMethod: true } g) foreach (var a in g.GetGenericArguments()) reachType(a);
                     if (m.DeclaringType is { IsGenericType: true } owner) foreach (var a in owner.GetGenericArguments()) reachType(a);
                     break;
