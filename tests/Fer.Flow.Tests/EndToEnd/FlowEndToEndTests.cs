@@ -16,7 +16,7 @@ public class FlowEndToEndTests
         Assert.All(flow.CacheStatuses().Values.Where(s => s != "volatile"), s => Assert.Equal("miss", s));
         var lines = File.ReadAllLines(Path.Combine(run, "predictions.csv"));
         Assert.Equal("id,label", lines[0]);
-        Assert.Equal(63, lines.Length - 1); // 15% of 420 synthetic faces are the test set
+        Assert.Equal(42, lines.Length - 1); // 15% of 280 synthetic faces are the test set
         AssertReport(Path.Combine(run, "report.html"));
         // Every saliency method's maps are cached as Parquet tensors [images, side, side] with their ids and method.
         var maps = Directory.EnumerateFiles(Path.Combine(flow.Artifacts, "cache", "visualize"), "*.parquet", SearchOption.AllDirectories)

@@ -3,7 +3,7 @@ using Fer.Flow.Cli;
 
 namespace Fer.Flow.Tests.EndToEnd;
 
-/// <summary>A whole flow on a few hundred synthetic faces with tiny settings, run in-process through the CLI code.</summary>
+/// <summary>A whole flow on 280 synthetic faces (40 a class) with tiny settings, run in-process through the CLI code.</summary>
 public sealed class TinyFlow : IDisposable
 {
     public TempDir Dir { get; } = new();
@@ -16,7 +16,7 @@ public sealed class TinyFlow : IDisposable
         File.WriteAllText(Script, $$"""
             #load @"{{Repo.Flow("Fer.fsx")}}"
             open Fer
-            let count = param "count" 420
+            let count = param "count" 280
             let seed = param "seed" 3
             let trainFile = param "train" @"{{trainFile ?? ""}}"
             let epochs = param "epochs" 2
