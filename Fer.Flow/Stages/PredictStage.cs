@@ -105,10 +105,8 @@ public sealed class PredictStage : Stage<PredictSettings, EnsemblePrediction>
         var validReport = ClassificationReport.Compute(valid.Labels, EnsembleWeights.ArgMax(ensembleValid, c), classes);
         var memberReports = members.Select((m, i) => (m.Member, Valid: ClassificationReport.Compute(valid.Labels, EnsembleWeights.ArgMax(validProbs[i], c), classes),
             Test: test.Count > 0 && test.HasLabels ? ClassificationReport.Compute(test.Labels, EnsembleWeights.ArgMax(testProbs[i], c), classes) : null)).ToList();
-        var chosen = s.ConfusionMember is { Length: > 0 } named
-            ? memberReports.FirstOrDefault(r => r.Member == named).Member
-              ?? throw new FlowDefinitionException($"predict.confusion_member: no member '{named}'; members: {string.Join(", ", members.Select(m => m.Member))}")
-            : members[fit.BestMember].Member;
+        // A named member exists: the planner checked it against the flow's members (CheckBound).
+        var chosen = s.ConfusionMember is { Length: > 0 } named ? named : members[fit.BestMember].Member;
 
         var confusionValid = ctx.Figure("confusion_ensemble_valid.png");
         ConfusionMatrixFigure.SavePng(confusionValid.Path, validReport, "Ensemble, validation set");

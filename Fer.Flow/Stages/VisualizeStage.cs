@@ -117,10 +117,8 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
         var split = ctx.Input<SplitFaces>();
         var valid = await split.Valid.ReadAsync(ctx.CancellationToken);
         var members = ctx.Inputs<TrainedMember>().Select(p => p.Output).ToList();
+        // Each named member exists: the planner checked it against the flow (CheckBound).
         var wanted = s.Members.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        foreach (var w in wanted)
-            if (!members.Any(m => m.Member == w))
-                throw new FlowDefinitionException($"visualize.members: no member '{w}'; members: {string.Join(", ", members.Select(m => m.Member))}");
         var chosen = wanted.Length == 0 ? [members[0]] : members.Where(m => wanted.Contains(m.Member)).ToList();
         var methods = s.MethodList.ToHashSet();
         var rows = PickImages(valid, s.Images, s.PerClass);
