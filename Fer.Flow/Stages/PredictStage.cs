@@ -52,7 +52,7 @@ public sealed class PredictStage : Stage<PredictSettings, EnsemblePrediction>
 
     protected override void CheckBound(PredictSettings s, BoundInputs inputs, string owner)
     {
-        var members = inputs.NodesMaking<TrainedMember>().Select(TrainMemberStage.MemberName).ToList();
+        var members = TrainMemberStage.MembersIn(inputs);
         if (s.ConfusionMember is { Length: > 0 } named && !members.Contains(named))
             throw new FlowDefinitionException($"{owner}: confusion_member: no member '{named}'; members: {string.Join(", ", members)}");
     }

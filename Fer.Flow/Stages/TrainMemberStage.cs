@@ -109,6 +109,9 @@ public sealed class TrainMemberStage : Stage<MemberSettings, TrainedMember>
     /// <summary>The member a node trains: its name after the group (train.cnn trains cnn).</summary>
     public static string MemberName(string node) => node.Contains('.') ? node[(node.IndexOf('.') + 1)..] : node;
 
+    /// <summary>The members a node's bound inputs trained, by name (what settings naming a member must be one of).</summary>
+    public static IReadOnlyList<string> MembersIn(BoundInputs inputs) => [.. inputs.NodesMaking<TrainedMember>().Select(MemberName)];
+
     /// <summary>The trained model's code identity: editing a model's code (Fer's or a script's) retrains its members.</summary>
     public override string? ExtraFingerprint(object settings, PlanScope scope) => scope.Models.Get(((MemberSettings)settings).Model).CodeIdentity;
 

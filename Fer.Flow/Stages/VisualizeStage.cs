@@ -106,7 +106,7 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
 
     protected override void CheckBound(VisualizeSettings s, BoundInputs inputs, string owner)
     {
-        var members = inputs.NodesMaking<TrainedMember>().Select(TrainMemberStage.MemberName).ToList();
+        var members = TrainMemberStage.MembersIn(inputs);
         foreach (var wanted in s.Members.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             if (!members.Contains(wanted))
                 throw new FlowDefinitionException($"{owner}: members: no member '{wanted}'; members: {string.Join(", ", members)}");
