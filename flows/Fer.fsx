@@ -28,8 +28,10 @@ let report settings = stage "report" settings
 /// Takes a node's input from these nodes when more than one could feed it: `stage "x" [] |> from ["a"]`.
 let from (producers: string list) (item: FlowItem) = item.From(producers)
 
-/// Defines a stage: a function from its settings record and typed input to its typed output. Returns the
-/// function that places it in a flow with settings, like the built-in ones.
+/// Defines a stage: a function from its settings record and typed input to its typed output. The input is one
+/// stage's output (`faces: TrainingFaces`), a tuple of several (`(split: SplitFaces, raw: RawFaces option)`; an
+/// option is an input the flow may lack, a `Produced<T> list` takes every node making a T), or a record marked
+/// `interface IStageInputs`: its ports follow from that type. Returns the function that places it in a flow.
 let defineStage<'In, 'Settings, 'Out when 'In: not struct and 'Settings: not struct and 'Out: not struct>
         name (defaults: 'Settings) (run: StageContext -> 'Settings -> 'In -> 'Out) =
     FlowScript.DefineStage<'In, 'Settings, 'Out>(name, defaults, System.Func<_, _, _, _>(run))

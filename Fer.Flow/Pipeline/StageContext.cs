@@ -14,7 +14,10 @@ public sealed class StageContext
     /// <summary>The node's name (ingest, train.cnn, ...).</summary>
     public required string Node { get; init; }
     public required string Fingerprint { get; init; }
-    /// <summary>The inputs bound to this node by the planner, in port order.</summary>
+    /// <summary>
+    /// The outputs of the nodes the planner bound to this node, in port order. Stages receive them as their typed input
+    /// (see <see cref="StagePorts"/>); only a stage that implements <see cref="IStageDefinition"/> itself reads them here.
+    /// </summary>
     public required IReadOnlyList<Produced<object>> Upstream { get; init; }
     /// <summary>The cache entry being written (a temporary folder until the runner commits it).</summary>
     public required string OutputDir { get; init; }
@@ -29,16 +32,6 @@ public sealed class StageContext
 
     /// <summary>Input files read, with their hashes before the stage ran (checked again before commit).</summary>
     public List<ManifestInput> InputFiles { get; } = [];
-
-    /// <summary>The one input of type T (the planner guarantees it exists for a One port).</summary>
-    public T Input<T>() where T : class => OptionalInput<T>()
-        ?? throw new InvalidOperationException($"node {Node} has no input of type {typeof(T).Name}; declare InputPort.One<{typeof(T).Name}>()");
-
-    public T? OptionalInput<T>() where T : class => Inputs<T>().Select(p => p.Output).FirstOrDefault();
-
-    /// <summary>Every input of type T with the node that made it (a join's inputs), in the planner's order.</summary>
-    public IReadOnlyList<Produced<T>> Inputs<T>() where T : class =>
-        Upstream.Where(u => u.Output is T).Select(u => new Produced<T>(u.Node, (T)u.Output)).ToList();
 
     public string OutputPath(string file)
     {

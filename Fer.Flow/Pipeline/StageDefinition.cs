@@ -36,7 +36,7 @@ public sealed record BoundInputs(IReadOnlyList<(string Node, Type Output)> Produ
 public sealed record PlanScope(ModelCatalog Models);
 
 /// <summary>
-/// A kind of stage, as the engine sees it. Built-in stages derive from <see cref="Stage{TSettings, TOutput}"/>;
+/// A kind of stage, as the engine sees it. Built-in stages derive from <see cref="Stage{TInputs, TSettings, TOutput}"/>;
 /// stages written in a flow script are <see cref="Scripting.ScriptStage{TInput, TSettings, TOutput}"/>.
 /// </summary>
 public interface IStageDefinition
@@ -80,15 +80,22 @@ public interface IStageDefinition
     Task<object> RunAsync(StageContext context, object settings);
 }
 
-/// <summary>A built-in stage with a typed settings record and a typed output record.</summary>
-public abstract class Stage<TSettings, TOutput> : IStageDefinition where TSettings : class, new() where TOutput : class
+/// <summary>
+/// A built-in stage: a typed function from its inputs (<typeparamref name="TInputs"/>: one stage's output, or a record
+/// marked <see cref="IStageInputs"/> whose parameters are its ports, see <see cref="StagePorts"/>) and its settings to
+/// its output. Its ports are read from <typeparamref name="TInputs"/>, the same shape as a flow script's stage.
+/// </summary>
+public abstract class Stage<TInputs, TSettings, TOutput> : IStageDefinition
+    where TInputs : class where TSettings : class, new() where TOutput : class
 {
+    private static readonly StagePorts Ports = StagePorts.Of(typeof(TInputs));
+
     public abstract string Kind { get; }
     /// <summary>The IL of this stage's type and of everything it reaches in Fer (computed once per process).</summary>
     public string CodeIdentity => Fer.Core.CodeIdentity.Of(GetType());
     public Type SettingsType => typeof(TSettings);
     public Type OutputType => typeof(TOutput);
-    public abstract IReadOnlyList<InputPort> Inputs { get; }
+    public IReadOnlyList<InputPort> Inputs => Ports.Ports;
     public virtual bool Volatile => false;
 
     public virtual object BindSettings(IReadOnlyDictionary<string, object> given, string owner, PlanScope scope) =>
@@ -102,7 +109,8 @@ public abstract class Stage<TSettings, TOutput> : IStageDefinition where TSettin
     protected virtual void CheckBound(TSettings settings, BoundInputs inputs, string owner) { }
     protected virtual IReadOnlyList<string> InputFiles(TSettings settings) => [];
 
-    public async Task<object> RunAsync(StageContext context, object settings) => await RunAsync(context, (TSettings)settings);
+    public async Task<object> RunAsync(StageContext context, object settings) =>
+        await RunAsync(context, (TInputs)Ports.Fetch(context.Upstream, context.Node), (TSettings)settings);
 
-    protected abstract Task<TOutput> RunAsync(StageContext ctx, TSettings settings);
+    protected abstract Task<TOutput> RunAsync(StageContext ctx, TInputs inputs, TSettings settings);
 }

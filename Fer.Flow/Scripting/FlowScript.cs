@@ -114,8 +114,10 @@ public static class FlowScript
     }
 
     /// <summary>
-    /// Defines a stage in the script: a function from its typed input and typed settings (a record; its fields are
-    /// the stage's settings, defaults as given) to its typed output. Its fingerprint includes the script's content.
+    /// Defines a stage in the script: a function from its typed settings (a record; its fields are the stage's
+    /// settings, defaults as given) and typed input to its typed output. The input is one stage's output, a tuple of
+    /// several, or a record marked IStageInputs; its ports follow from that type (<see cref="StagePorts"/>). The
+    /// stage's fingerprint includes the script's content.
     /// </summary>
     public static void DefineStage<TInput, TSettings, TOutput>(string name, TSettings defaults, Func<StageContext, TSettings, TInput, TOutput> run)
         where TInput : class where TSettings : class where TOutput : class
@@ -159,12 +161,13 @@ public sealed class ScriptStage<TInput, TSettings, TOutput>(string kind, TSettin
     public string CodeIdentity { get; } = scriptHash;
     public Type SettingsType => typeof(TSettings);
     public Type OutputType => typeof(TOutput);
-    public IReadOnlyList<InputPort> Inputs { get; } = [InputPort.One<TInput>()];
+    public IReadOnlyList<InputPort> Inputs => StagePorts.Of(typeof(TInput)).Ports;
     public string? SourceHash { get; } = scriptHash;
 
     public object BindSettings(IReadOnlyDictionary<string, object> given, string owner, PlanScope scope) =>
         SettingsBinder.Bind(typeof(TSettings), defaults, given, owner);
 
     public Task<object> RunAsync(StageContext context, object settings) =>
-        Task.Run<object>(() => run(context, (TSettings)settings, context.Input<TInput>()), context.CancellationToken);
+        Task.Run<object>(() => run(context, (TSettings)settings, (TInput)StagePorts.Of(typeof(TInput)).Fetch(context.Upstream, context.Node)),
+            context.CancellationToken);
 }

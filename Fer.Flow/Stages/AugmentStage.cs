@@ -16,14 +16,13 @@ public sealed record AugmentSettings
 public sealed record TrainingFaces(FaceTable Faces);
 
 /// <summary>Adds a horizontally mirrored twin of every training image; each twin records its source image.</summary>
-public sealed class AugmentStage : Stage<AugmentSettings, TrainingFaces>
+public sealed class AugmentStage : Stage<RawFaces, AugmentSettings, TrainingFaces>
 {
     public override string Kind => "augment";
-    public override IReadOnlyList<InputPort> Inputs => [InputPort.One<RawFaces>()];
 
-    protected override async Task<TrainingFaces> RunAsync(StageContext ctx, AugmentSettings s)
+    protected override async Task<TrainingFaces> RunAsync(StageContext ctx, RawFaces raw, AugmentSettings s)
     {
-        var faces = await ctx.Input<RawFaces>().Faces.ReadAsync(ctx.CancellationToken);
+        var faces = await raw.Faces.ReadAsync(ctx.CancellationToken);
         var augmented = s.Flip ? FaceAugment.AddMirrorTwins(faces) : faces;
         ctx.Rows["rows"] = augmented.Count;
         ctx.Rows["mirror_twins"] = augmented.Count - faces.Count;

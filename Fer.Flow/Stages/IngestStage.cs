@@ -37,15 +37,14 @@ public sealed record RawFaces(FaceTable Faces, DataMetrics Metrics) : IHasMetric
 /// Reads the FER2013 CSV files (Kaggle fer2013.csv, or the course's train.csv and optional test.csv), or
 /// generates synthetic faces when no file is given, into one Parquet table of every row.
 /// </summary>
-public sealed class IngestStage : Stage<IngestSettings, RawFaces>
+public sealed class IngestStage : Stage<NoInputs, IngestSettings, RawFaces>
 {
     public override string Kind => "ingest";
-    public override IReadOnlyList<InputPort> Inputs => [];
 
     protected override IReadOnlyList<string> InputFiles(IngestSettings s) =>
         new[] { s.Train, s.Test }.Where(p => p.Length > 0).ToList();
 
-    protected override async Task<RawFaces> RunAsync(StageContext ctx, IngestSettings s)
+    protected override async Task<RawFaces> RunAsync(StageContext ctx, NoInputs none, IngestSettings s)
     {
         FaceSet faces;
         if (s.Train.Length == 0)

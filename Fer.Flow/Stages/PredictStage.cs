@@ -39,16 +39,18 @@ public sealed record EnsemblePrediction(FigureFile ConfusionValid, FigureFile Co
     object IHasMetrics.Metrics => Metrics;
 }
 
+/// <summary>What the ensemble predicts from: the split and every trained member.</summary>
+public sealed record PredictInputs(SplitFaces Split, IReadOnlyList<Produced<TrainedMember>> Members) : IStageInputs;
+
 /// <summary>
 /// The ensemble (the join of every member): each member predicts class probabilities for the validation and test
 /// sets (optionally averaged with the mirrored image's); the weights are fitted on validation (non-negative, summing
 /// to 1, minimising validation NLL) and evaluated beside the equal-weight average. Writes the submission file when
 /// there is a test set, confusion matrices, and metrics.
 /// </summary>
-public sealed class PredictStage : Stage<PredictSettings, EnsemblePrediction>
+public sealed class PredictStage : Stage<PredictInputs, PredictSettings, EnsemblePrediction>
 {
     public override string Kind => "predict";
-    public override IReadOnlyList<InputPort> Inputs => [InputPort.One<SplitFaces>(), InputPort.All<TrainedMember>()];
 
     protected override void CheckBound(PredictSettings s, BoundInputs inputs, string owner)
     {
@@ -57,10 +59,10 @@ public sealed class PredictStage : Stage<PredictSettings, EnsemblePrediction>
             throw new FlowDefinitionException($"{owner}: confusion_member: no member '{named}'; members: {string.Join(", ", members)}");
     }
 
-    protected override async Task<EnsemblePrediction> RunAsync(StageContext ctx, PredictSettings s)
+    protected override async Task<EnsemblePrediction> RunAsync(StageContext ctx, PredictInputs inputs, PredictSettings s)
     {
-        var split = ctx.Input<SplitFaces>();
-        var members = ctx.Inputs<TrainedMember>().Select(p => p.Output).ToList();
+        var split = inputs.Split;
+        var members = inputs.Members.Select(p => p.Output).ToList();
         var valid = await split.Valid.ReadAsync(ctx.CancellationToken);
         var test = await split.Test.ReadAsync(ctx.CancellationToken);
         var classes = valid.ClassNames;

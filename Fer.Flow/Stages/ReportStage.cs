@@ -15,25 +15,24 @@ public sealed record ReportSettings
 /// <summary>The report and the figure that compares every member's validation curve.</summary>
 public sealed record ReportOutput(DataFile Html, FigureFile? ValidationComparison);
 
+/// <summary>What the report is written from: whatever of these the flow makes (each is optional).</summary>
+public sealed record ReportSources(RawFaces? Data, SplitFaces? Split, [MayBeEmpty] IReadOnlyList<Produced<TrainedMember>> Members,
+    EnsemblePrediction? Ensemble, Explanations? Explanations) : IStageInputs;
+
 /// <summary>
 /// report.html: one self-contained page (figures embedded) in the seed report's order, written from the run's
 /// typed outputs: CNN, DNN, confusion matrix, saliency, filters and layer outputs, the ensemble, the validation
 /// leak when measurable, and the run's facts. It is rendered on every run (it describes the run), so
 /// `--only report` rebuilds it from the cache in seconds.
 /// </summary>
-public sealed class ReportStage : Stage<ReportSettings, ReportOutput>
+public sealed class ReportStage : Stage<ReportSources, ReportSettings, ReportOutput>
 {
     public override string Kind => "report";
     public override bool Volatile => true;
-    public override IReadOnlyList<InputPort> Inputs =>
-    [
-        InputPort.Optional<RawFaces>(), InputPort.Optional<SplitFaces>(), InputPort.All<TrainedMember>(atLeastOne: false),
-        InputPort.Optional<EnsemblePrediction>(), InputPort.Optional<Explanations>(),
-    ];
 
-    protected override async Task<ReportOutput> RunAsync(StageContext ctx, ReportSettings s)
+    protected override async Task<ReportOutput> RunAsync(StageContext ctx, ReportSources sources, ReportSettings s)
     {
-        var members = ctx.Inputs<TrainedMember>().Select(p => p.Output).ToList();
+        var members = sources.Members.Select(p => p.Output).ToList();
         FigureFile? comparison = null;
         if (members.Count > 0)
         {
@@ -42,8 +41,7 @@ public sealed class ReportStage : Stage<ReportSettings, ReportOutput>
             comparison = ctx.Figure("train_validation_comparison.png");
             TrainingCurves.SaveValidationComparison(comparison.Path, histories, "Validation accuracy per epoch");
         }
-        var inputs = new ReportInputs(ctx.OptionalInput<RawFaces>(), ctx.OptionalInput<SplitFaces>(), members,
-            ctx.OptionalInput<EnsemblePrediction>(), ctx.OptionalInput<Explanations>(), comparison);
+        var inputs = new ReportInputs(sources.Data, sources.Split, members, sources.Ensemble, sources.Explanations, comparison);
         var html = ReportBuilder.Build(ctx.Run, s.Title, inputs);
         var page = new DataFile(ctx.PublishPath("report.html"));
         await File.WriteAllTextAsync(page.Path, html, new UTF8Encoding(false), ctx.CancellationToken);

@@ -28,14 +28,13 @@ public sealed record SplitFaces(FaceTable Train, FaceTable Valid, FaceTable Test
 /// Train / validation / test split. Leak-free by default: an image and its mirror twin stay on one side.
 /// leaky=true reproduces the seed report's flip-then-split, whose mirror twins inflate validation accuracy.
 /// </summary>
-public sealed class SplitStage : Stage<SplitSettings, SplitFaces>
+public sealed class SplitStage : Stage<TrainingFaces, SplitSettings, SplitFaces>
 {
     public override string Kind => "split";
-    public override IReadOnlyList<InputPort> Inputs => [InputPort.One<TrainingFaces>()];
 
-    protected override async Task<SplitFaces> RunAsync(StageContext ctx, SplitSettings s)
+    protected override async Task<SplitFaces> RunAsync(StageContext ctx, TrainingFaces training, SplitSettings s)
     {
-        var faces = await ctx.Input<TrainingFaces>().Faces.ReadAsync(ctx.CancellationToken);
+        var faces = await training.Faces.ReadAsync(ctx.CancellationToken);
         var mode = s.Mode switch
         {
             "usage" => SplitMode.Usage,

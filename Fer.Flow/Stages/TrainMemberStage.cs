@@ -73,10 +73,9 @@ public sealed record TrainedMember(string Member, string Model, ModelFamily Fami
 /// Trains one ensemble member (a node of its own: train.&lt;member&gt;), from the split. Killed mid-training, a rerun
 /// resumes from the last finished epoch in the checkpoint folder the engine hands it.
 /// </summary>
-public sealed class TrainMemberStage : Stage<MemberSettings, TrainedMember>
+public sealed class TrainMemberStage : Stage<SplitFaces, MemberSettings, TrainedMember>
 {
     public override string Kind => "train-member";
-    public override IReadOnlyList<InputPort> Inputs => [InputPort.One<SplitFaces>()];
 
     public override object BindSettings(IReadOnlyDictionary<string, object> given, string owner, PlanScope scope)
     {
@@ -115,10 +114,9 @@ public sealed class TrainMemberStage : Stage<MemberSettings, TrainedMember>
     /// <summary>The trained model's code identity: editing a model's code (Fer's or a script's) retrains its members.</summary>
     public override string? ExtraFingerprint(object settings, PlanScope scope) => scope.Models.Get(((MemberSettings)settings).Model).CodeIdentity;
 
-    protected override async Task<TrainedMember> RunAsync(StageContext ctx, MemberSettings s)
+    protected override async Task<TrainedMember> RunAsync(StageContext ctx, SplitFaces split, MemberSettings s)
     {
         var member = MemberName(ctx.Node);
-        var split = ctx.Input<SplitFaces>();
         var train = await split.Train.ReadAsync(ctx.CancellationToken);
         var valid = await split.Valid.ReadAsync(ctx.CancellationToken);
         var entry = ctx.Models.Get(s.Model);

@@ -85,15 +85,17 @@ public sealed record Explanations(IReadOnlyList<MemberExplanations> Members, Exp
     object IHasMetrics.Metrics => Metrics;
 }
 
+/// <summary>What explanations are made from: the split, every trained member, and the raw data when the flow ingests it.</summary>
+public sealed record VisualizeInputs(SplitFaces Split, IReadOnlyList<Produced<TrainedMember>> Members, RawFaces? Data) : IStageInputs;
+
 /// <summary>
 /// Explains trained members (the seed report's sections 4 and 5): saliency maps with low-saliency pixels
 /// masked and the prediction re-checked, SmoothGrad and Grad-CAM, filters found by gradient ascent, and a
 /// layer's outputs for one image. Runs from cached weights and data, so `--only visualize` trains nothing.
 /// </summary>
-public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
+public sealed class VisualizeStage : Stage<VisualizeInputs, VisualizeSettings, Explanations>
 {
     public override string Kind => "visualize";
-    public override IReadOnlyList<InputPort> Inputs => [InputPort.One<SplitFaces>(), InputPort.All<TrainedMember>(), InputPort.Optional<RawFaces>()];
 
     public override object BindSettings(IReadOnlyDictionary<string, object> given, string owner, PlanScope scope)
     {
@@ -112,11 +114,11 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
                 throw new FlowDefinitionException($"{owner}: members: no member '{wanted}'; members: {string.Join(", ", members)}");
     }
 
-    protected override async Task<Explanations> RunAsync(StageContext ctx, VisualizeSettings s)
+    protected override async Task<Explanations> RunAsync(StageContext ctx, VisualizeInputs inputs, VisualizeSettings s)
     {
-        var split = ctx.Input<SplitFaces>();
+        var split = inputs.Split;
         var valid = await split.Valid.ReadAsync(ctx.CancellationToken);
-        var members = ctx.Inputs<TrainedMember>().Select(p => p.Output).ToList();
+        var members = inputs.Members.Select(p => p.Output).ToList();
         // Each named member exists: the planner checked it against the flow (CheckBound).
         var wanted = s.Members.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var chosen = wanted.Length == 0 ? [members[0]] : members.Where(m => wanted.Contains(m.Member)).ToList();
@@ -127,7 +129,7 @@ public sealed class VisualizeStage : Stage<VisualizeSettings, Explanations>
         var titles = Enumerable.Range(0, images.Count).Select(i => $"id {images.Ids[i]}: {classes[images.Labels[i]]}").ToList();
         var results = new List<MemberExplanations>();
         // Synthetic faces know where their expression is: the seed renders each face's evidence mask.
-        int? evidenceSeed = ctx.OptionalInput<RawFaces>()?.Metrics.SyntheticSeed;
+        int? evidenceSeed = inputs.Data?.Metrics.SyntheticSeed;
         var pixels = Pixels(images); // 0..1, for every figure of every member
 
         foreach (var member in chosen)

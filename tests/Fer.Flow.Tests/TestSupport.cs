@@ -88,7 +88,7 @@ public sealed class FakeStage(string kind, Type output, params InputPort[] input
             if (Delay > TimeSpan.Zero) await Task.Delay(Delay);
             OnRun?.Invoke(ctx);
             if (Fail is not null) throw Fail;
-            var upstreamText = string.Join("|", ctx.Inputs<FakeOutput>().Select(u => System.IO.File.ReadAllText(u.Output.Out.Path)));
+            var upstreamText = string.Join("|", ctx.Upstream.Select(u => System.IO.File.ReadAllText(((FakeOutput)u.Output).Out.Path)));
             var path = ctx.OutputPath("out.txt");
             await System.IO.File.WriteAllTextAsync(path, $"{ctx.Node}({s.N})<{upstreamText}>");
             await System.IO.File.WriteAllTextAsync(ctx.Figure($"{ctx.Node}.txt").Path, ctx.Node);
