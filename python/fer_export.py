@@ -4,8 +4,9 @@
 
 As a module: `models, meta = load(EXPORT_DIR)`, then `probabilities(models, meta, x)` for x of shape
 [N, 1, side, side] holding grayscale pixels / 255 (each model applies its own training mean/std).
-The seed CNN and DNN and the VGG-style vgg-bn below mirror Fer.Core/Models/SeedCnn.cs, SeedDnn.cs and FerVgg.cs
-layer by layer, with the same state_dict names, so `load_state_dict(..., strict=True)` checks every tensor's name and shape.
+Each member is rebuilt from model.json's description of its layers (each layer's PyTorch operations, written by
+Fer.Core/Models/LayerSpec.cs), under the same state_dict names, so `load_state_dict(..., strict=True)` checks every
+tensor's name and shape. Any model Fer can train, a flow script's included, loads without code written for it here.
 """
 import hashlib
 import json
@@ -16,38 +17,78 @@ import torch
 from torch import nn
 
 
-class ConvRelu(nn.Module):
-    def __init__(self, cin, cout, k):
+def _none(value):
+    return None if value == "none" else value
+
+
+def build(op, layer):
+    """The PyTorch module of one operation of a layer (see LayerOp in Fer.Core/Models/LayerSpec.cs)."""
+    kind, a = op["op"], op.get("args", {})
+    if kind == "conv2d":
+        return nn.Conv2d(a["in_channels"], a["out_channels"], tuple(a["kernel_size"]), stride=tuple(a["stride"]),
+                         padding=a["padding"] if isinstance(a["padding"], str) else tuple(a["padding"]),
+                         dilation=tuple(a["dilation"]), groups=a["groups"], bias=a["bias"])
+    if kind == "linear":
+        return nn.Linear(a["in_features"], a["out_features"], bias=a["bias"])
+    if kind == "batch_norm":
+        norm = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[a["dims"]]
+        return norm(a["num_features"], eps=a["eps"], momentum=_none(a["momentum"]), affine=a["affine"],
+                    track_running_stats=a["track_running_stats"])
+    if kind == "max_pool2d":
+        return nn.MaxPool2d(tuple(a["kernel_size"]), tuple(a["stride"]), tuple(a["padding"]), tuple(a["dilation"]), ceil_mode=a["ceil_mode"])
+    if kind == "avg_pool2d":
+        return nn.AvgPool2d(tuple(a["kernel_size"]), tuple(a["stride"]), tuple(a["padding"]), ceil_mode=a["ceil_mode"],
+                            count_include_pad=a["count_include_pad"], divisor_override=_none(a["divisor_override"]))
+    if kind == "zero_pad2d":
+        return nn.ZeroPad2d(tuple(a["padding"]))  # (left, right, top, bottom), as TorchSharp keeps it
+    if kind == "relu":
+        return nn.ReLU()
+    if kind == "identity":
+        return nn.Identity()
+    if kind == "flatten":
+        return nn.Flatten(a["start_dim"], a["end_dim"])
+    if kind == "dropout":
+        return nn.Dropout(a["p"])
+    raise SystemExit(f"layer {layer}: {kind} {a.get('type', '')} has no PyTorch equivalent in fer_export.py")
+
+
+class Layer(nn.Module):
+    """A layer of several operations; those with parameters are children under their own names (conv2d_1.conv)."""
+
+    def __init__(self, name, ops):
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, k)
+        self.steps = []
+        for op in ops:
+            module = build(op, name)
+            if op.get("module"):
+                setattr(self, op["module"], module)
+            self.steps.append(module)
+
+    def train(self, mode=True):
+        super().train(mode)
+        for step in self.steps:  # a plain list: the steps without parameters are not children
+            step.train(mode)
+        return self
 
     def forward(self, x):
-        return torch.relu(self.conv(x))
+        for step in self.steps:
+            x = step(x)
+        return x
 
 
-class FlattenDense(nn.Module):
-    def __init__(self, fin, fout):
-        super().__init__()
-        self.dense = nn.Linear(fin, fout)
+class FerNet(nn.Module):
+    """(x - input_mean) / input_std, then the layers in order (as FerModel.forward); each layer registered under its name."""
 
-    def forward(self, x):
-        return self.dense(x.flatten(1))
-
-
-class Normalised(nn.Module):
-    """(x - input_mean) / input_std, then the layers in order (as FerModel.forward)."""
-
-    def __init__(self):
+    def __init__(self, layers):
         super().__init__()
         self.register_buffer("input_mean", torch.zeros(1))
         self.register_buffer("input_std", torch.ones(1))
-
-    def train(self, mode=True):
-        # The layer list is plain (the named layers are registered once, under their Keras names), so modes are passed on.
-        super().train(mode)
-        for layer in self.layers:
-            layer.train(mode)
-        return self
+        self.layers = []
+        for layer in layers:
+            ops = layer["ops"]
+            module = build(ops[0], layer["name"]) if len(ops) == 1 and ops[0].get("module") == "" else Layer(layer["name"], ops)
+            setattr(self, layer["name"], module)
+            self.layers.append(module)
 
     def forward(self, x):
         x = (x - self.input_mean) / self.input_std
@@ -56,93 +97,13 @@ class Normalised(nn.Module):
         return x
 
 
-class SeedCnn(Normalised):
-    def __init__(self, num_classes=7, side=48, conv_dropout=0.3, dense_dropout=0.5):
-        super().__init__()
-        self.conv2d_1 = ConvRelu(1, 64, 5)
-        self.conv2d_2 = ConvRelu(64, 64, 3)
-        self.conv2d_3 = ConvRelu(64, 64, 3)
-        self.conv2d_4 = ConvRelu(64, 96, 3)
-        self.conv2d_5 = ConvRelu(96, 128, 3)
-        self.conv2d_6 = ConvRelu(128, 128, 3)
-        s = side
-        s = (s - 5) // 2 + 1
-        s = (s - 3) // 2 + 1
-        s = (s + 2 - 3) // 2 + 1
-        self.dense_1 = nn.Linear(128 * s * s, 900)
-        self.dense_2 = nn.Linear(900, 900)
-        self.dense_3 = nn.Linear(900, num_classes)
-        pad = nn.ZeroPad2d
-        self.layers = [
-            self.conv2d_1, pad(2), nn.MaxPool2d(5, 2), pad(1), self.conv2d_2, pad(1), self.conv2d_3, nn.AvgPool2d(3, 2),
-            pad(1), nn.Dropout(conv_dropout), self.conv2d_4, pad(1), self.conv2d_5, pad(1), nn.Dropout(conv_dropout),
-            self.conv2d_6, pad(1), nn.AvgPool2d(3, 2), nn.Dropout(conv_dropout), nn.Flatten(),
-            self.dense_1, nn.ReLU(), nn.Dropout(dense_dropout), self.dense_2, nn.ReLU(), nn.Dropout(dense_dropout), self.dense_3,
-        ]
-
-
-class SeedDnn(Normalised):
-    def __init__(self, num_classes=7, side=48, dropout=0.3):
-        super().__init__()
-        widths = [1024, 1024, 768, 768, 512, 512]
-        self.dense_1 = FlattenDense(side * side, widths[0])
-        for i in range(1, 6):
-            setattr(self, f"dense_{i + 1}", nn.Linear(widths[i - 1], widths[i]))
-        self.dense_7 = nn.Linear(widths[5], num_classes)
-        self.layers = []
-        for i in range(1, 7):
-            self.layers += [getattr(self, f"dense_{i}"), nn.ReLU(), nn.Dropout(dropout)]
-        self.layers.append(self.dense_7)
-
-
-class VggBn(Normalised):
-    """Fer.Core/Models/FerVgg.cs: four blocks of [conv-BN-ReLU x2, max-pool 2, dropout] with 64/128/256/512 channels
-    (times width, at least 8), then dense-BN-ReLU-dropout and the classifier; layers named as Keras would (conv2d_1, ...)."""
-
-    def __init__(self, num_classes=7, side=48, width=1.0, dropout=0.3):
-        super().__init__()
-        counts = {}
-        self.layers = []
-
-        def add(prefix, module):
-            counts[prefix] = counts.get(prefix, 0) + 1
-            setattr(self, f"{prefix}_{counts[prefix]}", module)
-            self.layers.append(module)
-
-        cin, s = 1, side
-        for base in (64, 128, 256, 512):
-            c = max(8, round(base * width))  # round half to even, as .NET's Math.Round
-            for _ in range(2):
-                add("conv2d", nn.Conv2d(cin, c, 3, padding=1))
-                add("batch_normalization", nn.BatchNorm2d(c))
-                add("activation", nn.ReLU())
-                cin = c
-            add("max_pooling2d", nn.MaxPool2d(2, 2))
-            add("dropout", nn.Dropout(dropout))
-            s //= 2
-        hidden = max(16, round(256 * width))
-        add("flatten", nn.Flatten())
-        add("dense", nn.Linear(cin * s * s, hidden))
-        add("batch_normalization", nn.BatchNorm1d(hidden))
-        add("activation", nn.ReLU())
-        add("dropout", nn.Dropout(max(dropout, 0.5)))
-        add("dense", nn.Linear(hidden, num_classes))
-
-
-ARCHITECTURES = {"seed-cnn": SeedCnn, "seed-dnn": SeedDnn, "vgg-bn": VggBn}
-
-
 def load(export_dir):
     """Every member of the export as an eval-mode PyTorch model, by name, and model.json."""
     root = pathlib.Path(export_dir)
     meta = json.loads((root / "model.json").read_text())
-    side, classes = meta["input"]["side"], len(meta["classes"])
     models = {}
     for m in meta["members"]:
-        if m["architecture"] not in ARCHITECTURES:
-            raise SystemExit(f"{m['name']}: architecture {m['architecture']} has no PyTorch definition here (a model its flow "
-                             "script registers: add an nn.Module to ARCHITECTURES; model.json lists its layers and state_dict shapes)")
-        model = ARCHITECTURES[m["architecture"]](classes, side, **m["hyperparameters"])
+        model = FerNet(m["layers"])
         model.load_state_dict(torch.load(root / m["file"], map_location="cpu"), strict=True)
         models[m["name"]] = model.eval()
     return models, meta

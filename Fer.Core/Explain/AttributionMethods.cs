@@ -10,8 +10,11 @@ public sealed record AttributionSettings
     public double SmoothGradNoise { get; init; } = 0.15;
     public int IgSteps { get; init; } = 32;
     public IgBaseline IgBaseline { get; init; } = IgBaseline.Black;
-    /// <summary>The convolutional layer of Grad-CAM, Guided Grad-CAM and Eigen-CAM.</summary>
-    public string CamLayer { get; init; } = "conv2d_6";
+    /// <summary>The convolutional layer of Grad-CAM, Guided Grad-CAM and Eigen-CAM (null: the model's own, <see cref="FerModel.CamLayer"/>).</summary>
+    public string? CamLayer { get; init; }
+
+    /// <summary>The CAM layer for this model: the one named, else the model's default (null when it has none).</summary>
+    public string? CamLayerOf(FerModel model) => CamLayer ?? model.CamLayer;
     public int OcclusionPatch { get; init; } = 8;
     public int OcclusionStride { get; init; } = 6;
     public long Seed { get; init; }
@@ -26,7 +29,7 @@ public sealed record AttributionMethod(string Name, string Title, bool UsesCamLa
 {
     /// <summary>Whether the method can explain <paramref name="model"/> (CAM methods need the CAM layer).</summary>
     public bool AppliesTo(FerModel model, AttributionSettings settings) =>
-        !UsesCamLayer || model.Layers.Any(l => l.Name == settings.CamLayer);
+        !UsesCamLayer || (settings.CamLayerOf(model) is { } layer && model.Layers.Any(l => l.Name == layer));
 
     public SaliencyResult Explain(FerModel model, Tensor images, AttributionSettings settings, int[]? targets = null) =>
         Compute(model, images, targets, settings);
@@ -42,15 +45,18 @@ public static class AttributionMethods
     [
         new("saliency", "Vanilla gradient", false, true, (m, x, t, s) => Saliency.Vanilla(m, x, t)),
         new("smoothgrad", "SmoothGrad", false, true, (m, x, t, s) => Saliency.SmoothGrad(m, x, s.SmoothGradSamples, s.SmoothGradNoise, s.Seed, t)),
-        new("gradcam", "Grad-CAM", true, true, (m, x, t, s) => Saliency.GradCam(m, x, s.CamLayer, t)),
+        new("gradcam", "Grad-CAM", true, true, (m, x, t, s) => Saliency.GradCam(m, x, CamLayer(m, s), t)),
         new("integrated_gradients", "Integrated Gradients", false, true, (m, x, t, s) => Attributions.IntegratedGradients(m, x, s.IgSteps, s.IgBaseline, t)),
         new("guided_backprop", "Guided Backpropagation", false, true, (m, x, t, s) => Attributions.GuidedBackprop(m, x, t)),
-        new("guided_gradcam", "Guided Grad-CAM", true, true, (m, x, t, s) => Attributions.GuidedGradCam(m, x, s.CamLayer, t)),
+        new("guided_gradcam", "Guided Grad-CAM", true, true, (m, x, t, s) => Attributions.GuidedGradCam(m, x, CamLayer(m, s), t)),
         new("occlusion", "Occlusion", false, false, (m, x, t, s) => Attributions.Occlusion(m, x, s.OcclusionPatch, s.OcclusionStride, t)),
-        new("eigencam", "Eigen-CAM", true, false, (m, x, t, s) => Attributions.EigenCam(m, x, s.CamLayer)),
+        new("eigencam", "Eigen-CAM", true, false, (m, x, t, s) => Attributions.EigenCam(m, x, CamLayer(m, s))),
     ];
 
     public static IReadOnlyList<string> Names { get; } = All.Select(m => m.Name).ToList();
+
+    private static string CamLayer(FerModel model, AttributionSettings s) => s.CamLayerOf(model)
+        ?? throw new ArgumentException($"model {model.GetName()} has no convolution for a CAM method; name a layer with feature maps");
 
     /// <summary>The method of that name; an unknown name is an error listing the known ones.</summary>
     public static AttributionMethod Get(string name) =>

@@ -45,6 +45,20 @@ public abstract class FerModel : nn.Module<Tensor, Tensor>
 
     public abstract int NumClasses { get; }
 
+    /// <summary>
+    /// The layer Grad-CAM, Guided Grad-CAM and Eigen-CAM explain by default: the last convolution (null for a model
+    /// without one, which those methods cannot explain). A model whose last convolution is not the right place overrides it.
+    /// </summary>
+    public virtual string? CamLayer => Layers.LastOrDefault(l => l.KerasType == "Conv2D")?.Name;
+
+    /// <summary>The layer whose filters gradient ascent draws by default: the first pooling layer (the seed report's
+    /// max_pooling2d_1), else the first convolution.</summary>
+    public virtual string? FilterLayer =>
+        (Layers.FirstOrDefault(l => l.KerasType.EndsWith("Pooling2D", StringComparison.Ordinal)) ?? Layers.FirstOrDefault(l => l.KerasType == "Conv2D"))?.Name;
+
+    /// <summary>The layer whose outputs for one image are drawn by default: the first convolution (the seed report's conv2d_1).</summary>
+    public virtual string? OutputLayer => Layers.FirstOrDefault(l => l.KerasType == "Conv2D")?.Name;
+
     public override Tensor forward(Tensor input)
     {
         var x = Normalize(input);

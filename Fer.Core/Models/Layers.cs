@@ -7,7 +7,7 @@ namespace Fer.Core.Models;
 /// A convolution followed by ReLU, as one layer: Keras' Conv2D(activation='relu') is one row of the summary,
 /// and the seed report's table has no separate activation rows for its convolutions.
 /// </summary>
-public sealed class Conv2dRelu : nn.Module<Tensor, Tensor>
+public sealed class Conv2dRelu : nn.Module<Tensor, Tensor>, IDescribedLayer
 {
     private readonly TorchSharp.Modules.Conv2d conv;
 
@@ -21,10 +21,12 @@ public sealed class Conv2dRelu : nn.Module<Tensor, Tensor>
     public TorchSharp.Modules.Conv2d Convolution => conv;
 
     public override Tensor forward(Tensor x) => nn.functional.relu(conv.call(x));
+
+    public IReadOnlyList<LayerOp> Ops => [LayerSpecs.Describe(conv, "conv"), LayerSpecs.Op("relu")];
 }
 
 /// <summary>Flatten then dense, as one layer: the seed DNN's table starts at dense_1 on the flattened image.</summary>
-public sealed class FlattenDense : nn.Module<Tensor, Tensor>
+public sealed class FlattenDense : nn.Module<Tensor, Tensor>, IDescribedLayer
 {
     private readonly TorchSharp.Modules.Linear dense;
 
@@ -38,6 +40,8 @@ public sealed class FlattenDense : nn.Module<Tensor, Tensor>
     public TorchSharp.Modules.Linear Dense => dense;
 
     public override Tensor forward(Tensor x) => dense.call(x.flatten(1));
+
+    public IReadOnlyList<LayerOp> Ops => [new("flatten", null, new Dictionary<string, object> { ["start_dim"] = 1L, ["end_dim"] = -1L }), LayerSpecs.Describe(dense, "dense")];
 }
 
 /// <summary>Keras-style layer names: a counter per layer type (conv2d_1, conv2d_2, dropout_1, ...).</summary>

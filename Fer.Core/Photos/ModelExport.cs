@@ -59,7 +59,7 @@ public static class ModelExport
                     Parameters = cpu.ParameterCount(), File = file,
                     Normalization = new { Mean = mean, Std = std },
                     StateDict = cpu.state_dict().Select(kv => new { Key = kv.Key, Shape = kv.Value.shape }).ToList(),
-                    Layers = cpu.Layers.Select(l => new { l.Name, Type = l.KerasType }).ToList(),
+                    Layers = cpu.Layers.Select(l => new { l.Name, Type = l.KerasType, Ops = LayerSpecs.Of(l.Module) }).ToList(),
                 });
             }
 

@@ -48,11 +48,11 @@ public sealed class PhotoPredictor
         _classifier = classifier; _finder = finder; _options = options; _outDir = outDir; _onError = onError;
         if (options.Explain)
         {
-            // The heaviest-weighted member with a convolution; Grad-CAM at its last one unless a layer is named.
-            _explained = classifier.Members.Where(m => m.Model.Layers.Any(l => l.KerasType == "Conv2D"))
+            // The heaviest-weighted member with a CAM layer; Grad-CAM there (its last convolution) unless a layer is named.
+            _explained = classifier.Members.Where(m => m.Model.CamLayer is not null)
                 .OrderByDescending(m => m.Weight).FirstOrDefault()
                 ?? throw new ArgumentException($"--explain needs a convolutional member for Grad-CAM; the run's members: {string.Join(", ", classifier.Members.Select(m => m.Name))}");
-            _explainLayer = options.ExplainLayer ?? _explained.Model.Layers.Last(l => l.KerasType == "Conv2D").Name;
+            _explainLayer = options.ExplainLayer ?? _explained.Model.CamLayer!;
             _explained.Model.LayerIndex(_explainLayer); // an unknown name fails here, listing the valid ones
         }
     }

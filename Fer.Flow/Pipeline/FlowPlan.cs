@@ -85,7 +85,8 @@ public static partial class FlowPlanner
         var producers = specs.ToDictionary(s => s.Name, s => Bind(flow, s, specs, catalog), StringComparer.Ordinal);
         var order = Sort(flow, specs, producers);
         foreach (var spec in order)
-            spec.Stage.CheckBound(settings[spec.Name], new BoundInputs([.. producers[spec.Name].Select(p => (p, specs.First(s => s.Name == p).Stage.OutputType))]),
+            spec.Stage.CheckBound(settings[spec.Name],
+                new BoundInputs([.. producers[spec.Name].Select(p => new BoundProducer(p, specs.First(s => s.Name == p).Stage.OutputType, settings[p]))], scope),
                 $"stage {spec.Name}");
 
         var planned = new Dictionary<string, PlannedNode>(StringComparer.Ordinal);

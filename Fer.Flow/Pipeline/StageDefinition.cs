@@ -25,11 +25,14 @@ public interface IHasMetrics
     object Metrics { get; }
 }
 
-/// <summary>The nodes a node takes its inputs from, and what each makes (for <see cref="IStageDefinition.CheckBound"/>).</summary>
-public sealed record BoundInputs(IReadOnlyList<(string Node, Type Output)> Producers)
+/// <summary>A node another takes its input from: its name, what it makes and its bound settings.</summary>
+public sealed record BoundProducer(string Node, Type Output, object Settings);
+
+/// <summary>The nodes a node takes its inputs from, and the flow's models (for <see cref="IStageDefinition.CheckBound"/>).</summary>
+public sealed record BoundInputs(IReadOnlyList<BoundProducer> Producers, PlanScope Scope)
 {
     /// <summary>The producers whose output is a <typeparamref name="T"/>, in the planner's order.</summary>
-    public IReadOnlyList<string> NodesMaking<T>() => [.. Producers.Where(p => typeof(T).IsAssignableFrom(p.Output)).Select(p => p.Node)];
+    public IReadOnlyList<BoundProducer> Making<T>() => [.. Producers.Where(p => typeof(T).IsAssignableFrom(p.Output))];
 }
 
 /// <summary>What the planner knows when it binds a node's settings: the flow's models.</summary>

@@ -109,7 +109,11 @@ public sealed class TrainMemberStage : Stage<SplitFaces, MemberSettings, Trained
     public static string MemberName(string node) => node.Contains('.') ? node[(node.IndexOf('.') + 1)..] : node;
 
     /// <summary>The members a node's bound inputs trained, by name (what settings naming a member must be one of).</summary>
-    public static IReadOnlyList<string> MembersIn(BoundInputs inputs) => [.. inputs.NodesMaking<TrainedMember>().Select(MemberName)];
+    public static IReadOnlyList<string> MembersIn(BoundInputs inputs) => [.. MembersOf(inputs).Select(m => m.Member)];
+
+    /// <summary>The members a node's bound inputs trained, with their settings (the model each trains).</summary>
+    public static IReadOnlyList<(string Member, MemberSettings Settings)> MembersOf(BoundInputs inputs) =>
+        [.. inputs.Making<TrainedMember>().Select(p => (MemberName(p.Node), (MemberSettings)p.Settings))];
 
     /// <summary>The trained model's code identity: editing a model's code (Fer's or a script's) retrains its members.</summary>
     public override string? ExtraFingerprint(object settings, PlanScope scope) => scope.Models.Get(((MemberSettings)settings).Model).CodeIdentity;

@@ -3,6 +3,7 @@ using System.ComponentModel.DataAnnotations;
 using Fer.Core;
 using Fer.Core.Data;
 using Fer.Core.Explain;
+using Fer.Core.Models;
 using Fer.Core.Plots;
 using Fer.Core.Storage;
 using Fer.Flow.Pipeline;
@@ -19,7 +20,7 @@ public sealed record VisualizeSettings
     public string Methods { get; init; } = "saliency,smoothgrad,gradcam,integrated_gradients,guided_backprop,guided_gradcam,occlusion,eigencam,filters,outputs";
     [Description("Share of most salient pixels kept when masking"), Range(0.0, 1.0, MinimumIsExclusive = true, MaximumIsExclusive = true)] public double KeepFraction { get; init; } = 0.3;
     [Description("Noisy copies averaged by SmoothGrad"), Range(1.0, 1000.0)] public int SmoothgradSamples { get; init; } = 25;
-    [Description("Conv layer for Grad-CAM, Guided Grad-CAM and Eigen-CAM (Keras-style name)")] public string GradcamLayer { get; init; } = "conv2d_6";
+    [Description("Layer with feature maps for Grad-CAM, Guided Grad-CAM and Eigen-CAM (Keras-style name; default: each model's last convolution)")] public string GradcamLayer { get; init; } = "";
     [Description("Integrated Gradients: points on the path from the baseline"), Range(1.0, 1024.0)] public int IgSteps { get; init; } = 32;
     [Description("Integrated Gradients' baseline")] public IgBaseline IgBaseline { get; init; } = IgBaseline.Black;
     [Description("Occlusion: side of the square patch in pixels"), Range(1.0, 1024.0)] public int OcclusionPatch { get; init; } = 8;
@@ -27,10 +28,10 @@ public sealed record VisualizeSettings
     [Description("Deletion and insertion curves: points from 0 to all pixels (0: no faithfulness measures)"), Range(0.0, 256.0)] public int FaithfulnessSteps { get; init; } = 10;
     [Description("Sanity check: steps of the cascading randomisation, the last re-initialising every weight layer (0: off)"), Range(0.0, 64.0)] public int SanityLayers { get; init; } = 3;
     [Description("Sanity check: explained images it re-explains at each step"), Range(1.0, 1000.0)] public int SanityImages { get; init; } = 1;
-    [Description("Layer whose filters are visualised by gradient ascent")] public string FilterLayer { get; init; } = "max_pooling2d_1";
+    [Description("Layer whose filters are visualised by gradient ascent (default: each model's first pooling layer, else its first convolution)")] public string FilterLayer { get; init; } = "";
     [Description("Gradient ascent steps"), Range(1.0, 100_000.0)] public int AscentSteps { get; init; } = 200;
     [Description("At most this many filters of the layer"), Range(1.0, 4096.0)] public int MaxFilters { get; init; } = 64;
-    [Description("Layer whose outputs are drawn for one image")] public string OutputLayer { get; init; } = "conv2d_1";
+    [Description("Layer whose outputs are drawn for one image (default: each model's first convolution)")] public string OutputLayer { get; init; } = "";
     [Description("Seed of SmoothGrad noise and ascent start images")] public long Seed { get; init; }
 
     /// <summary>The explanation methods this stage knows (checked at plan time).</summary>
@@ -108,173 +109,270 @@ public sealed class VisualizeStage : Stage<VisualizeInputs, VisualizeSettings, E
 
     protected override void CheckBound(VisualizeSettings s, BoundInputs inputs, string owner)
     {
-        var members = TrainMemberStage.MembersIn(inputs);
-        foreach (var wanted in s.Members.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-            if (!members.Contains(wanted))
-                throw new FlowDefinitionException($"{owner}: members: no member '{wanted}'; members: {string.Join(", ", members)}");
+        var members = TrainMemberStage.MembersOf(inputs);
+        var names = members.Select(m => m.Member).ToList();
+        var wanted = s.Members.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        foreach (var name in wanted)
+            if (!names.Contains(name))
+                throw new FlowDefinitionException($"{owner}: members: no member '{name}'; members: {string.Join(", ", names)}");
+        // Each layer a setting names must be in every member explained, with the output its methods need.
+        foreach (var (member, settings) in wanted.Length == 0 ? members.Take(1) : members.Where(m => wanted.Contains(m.Member)))
+        {
+            if (ModelLayout.Of(inputs.Scope.Models, settings.Model, settings.Hyperparameters) is not { } layout) continue;
+            CheckLayer(owner, "gradcam_layer", s.GradcamLayer, member, settings.Model, layout, l => l.Spatial, "feature maps [N, C, h, w]");
+            CheckLayer(owner, "filter_layer", s.FilterLayer, member, settings.Model, layout, l => l.HasChannels, "channels");
+            CheckLayer(owner, "output_layer", s.OutputLayer, member, settings.Model, layout, l => l.HasChannels, "channels");
+        }
+    }
+
+    private static void CheckLayer(string owner, string setting, string name, string member, string model, ModelLayout layout,
+        Func<LayerShape, bool> fits, string needs)
+    {
+        if (name.Length == 0) return; // the model's own default
+        var layer = layout.Find(name);
+        if (layer is not null && fits(layer)) return;
+        var fitting = layout.Layers.Where(fits).Select(l => l.Name).ToList();
+        throw new FlowDefinitionException($"{owner}: {setting}: " +
+            (layer is null ? $"member {member} (model {model}) has no layer '{name}'" : $"layer {layer} of member {member} (model {model}) has no {needs}") +
+            $"; its layers with {needs}: {(fitting.Count == 0 ? "none" : string.Join(", ", fitting))}");
     }
 
     protected override async Task<Explanations> RunAsync(StageContext ctx, VisualizeInputs inputs, VisualizeSettings s)
     {
-        var split = inputs.Split;
-        var valid = await split.Valid.ReadAsync(ctx.CancellationToken);
+        var valid = await inputs.Split.Valid.ReadAsync(ctx.CancellationToken);
         var members = inputs.Members.Select(p => p.Output).ToList();
-        // Each named member exists: the planner checked it against the flow (CheckBound).
+        // Each named member exists and has the layers named: the planner checked them against the flow (CheckBound).
         var wanted = s.Members.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var chosen = wanted.Length == 0 ? [members[0]] : members.Where(m => wanted.Contains(m.Member)).ToList();
-        var methods = s.MethodList.ToHashSet();
-        var rows = PickImages(valid, s.Images, s.PerClass);
-        var images = valid.Select(rows);
-        var classes = valid.ClassNames;
-        var titles = Enumerable.Range(0, images.Count).Select(i => $"id {images.Ids[i]}: {classes[images.Labels[i]]}").ToList();
+        var images = valid.Select(PickImages(valid, s.Images, s.PerClass));
+        var shown = new ShownImages
+        {
+            Faces = images,
+            Pixels = Pixels(images),
+            Classes = valid.ClassNames,
+            Titles = [.. Enumerable.Range(0, images.Count).Select(i => $"id {images.Ids[i]}: {valid.ClassNames[images.Labels[i]]}")],
+            // Synthetic faces know where their expression is: the seed renders each face's evidence mask.
+            EvidenceSeed = inputs.Data?.Metrics.SyntheticSeed,
+        };
         var results = new List<MemberExplanations>();
-        // Synthetic faces know where their expression is: the seed renders each face's evidence mask.
-        int? evidenceSeed = inputs.Data?.Metrics.SyntheticSeed;
-        var pixels = Pixels(images); // 0..1, for every figure of every member
-
         foreach (var member in chosen)
         {
             ctx.CancellationToken.ThrowIfCancellationRequested();
-            using var scope = torch.NewDisposeScope();
-            // Everything a member's explanation computes (maps, faithfulness curves, layer outputs) on exact native
-            // kernels, so its numbers do not depend on which kernels other work in the process holds (see TorchRuntime).
-            using var kernels = TorchRuntime.NativeCpuConvolutions();
-            var device = ctx.Run.Device;
-            using var model = member.Load(ctx.Models, classes.Count, valid.Side, device);
-            var layerNames = model.Layers.Select(l => l.Name).ToHashSet();
-            var x = images.ImagesTensor(device);
-            var explain = new MemberExplaining(ctx, s, model, member.Member, x, images, pixels, titles, classes, valid.Side, methods, evidenceSeed);
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            var seconds = new Dictionary<string, double>();
-            var maps = new List<TensorFile>();
-            double lapStart = 0;
-            void Lap(string method)
-            {
-                seconds[method] = clock.Elapsed.TotalSeconds - lapStart;
-                lapStart = clock.Elapsed.TotalSeconds;
-            }
-            FigureFile? saliencyFigure = null, smoothFigure = null, filterFigure = null, outputFigure = null;
-            FilterMetrics? filterMetrics = null;
-            double? smoothKept = null;
-            SaliencyResult? smoothMaps = null;
-            // The steps in the order they run (each Begin below), counted before the first for the progress row.
-            var applicable = explain.ApplicableMethods();
-            var steps = new List<string> { "saliency" };
-            if (methods.Contains("gradcam")) steps.Add("gradcam");
-            if (methods.Contains("smoothgrad")) steps.Add("smoothgrad");
-            if (methods.Contains("filters")) steps.Add("filters");
-            if (methods.Contains("outputs")) steps.Add("outputs");
-            steps.AddRange(applicable.Select(m => m.Name).Where(n => n is not ("saliency" or "gradcam" or "smoothgrad")));
-            if (s.FaithfulnessSteps > 0 && applicable.Count > 0) steps.Add("faithfulness");
-            if (s.SanityLayers > 0 && applicable.Count > 0) steps.Add("sanity");
-            steps.Add("figures");
-            using var progress = new StepProgress(ctx.Run.Progress.Start($"visualize {member.Member}"), ctx.Log, member.Member, steps.Count);
-
-            progress.Begin("saliency");
-            var saliency = Saliency.Vanilla(model, x);
-            var masking = SaliencyMasking.MaskTop(model, x, saliency, s.KeepFraction);
-            var random = SaliencyMasking.MaskRandom(model, x, s.KeepFraction, s.Seed);
-            maps.Add(await WriteMapsAsync(ctx, $"saliency/{member.Member}.parquet", saliency, images, "vanilla"));
-            Lap("saliency");
-
-            SaliencyResult? gradCam = null;
-            if (methods.Contains("gradcam"))
-            {
-                progress.Begin("gradcam");
-                if (layerNames.Contains(s.GradcamLayer))
-                {
-                    gradCam = Saliency.GradCam(model, x, s.GradcamLayer);
-                    maps.Add(await WriteMapsAsync(ctx, $"saliency/{member.Member}_gradcam.parquet", gradCam, images, $"gradcam:{s.GradcamLayer}"));
-                }
-                else ctx.Log.Information("Member {Model} has no layer {Layer}: no Grad-CAM", member.Member, s.GradcamLayer);
-                Lap("gradcam");
-            }
-            if (methods.Contains("saliency"))
-            {
-                saliencyFigure = ctx.Figure($"visualize_{member.Member}_saliency.png");
-                ExplanationFigures.SaveSaliencyRows(saliencyFigure.Path, pixels, valid.Side, titles, saliency, masking, gradCam, classes);
-            }
-            if (methods.Contains("smoothgrad"))
-            {
-                progress.Begin("smoothgrad");
-                var smooth = smoothMaps = Saliency.SmoothGrad(model, x, s.SmoothgradSamples, 0.15, s.Seed);
-                maps.Add(await WriteMapsAsync(ctx, $"saliency/{member.Member}_smoothgrad.parquet", smooth, images, "smoothgrad"));
-                var smoothMasking = SaliencyMasking.MaskTop(model, x, smooth, s.KeepFraction);
-                smoothFigure = ctx.Figure($"visualize_{member.Member}_smoothgrad.png");
-                ExplanationFigures.SaveSaliencyRows(smoothFigure.Path, pixels, valid.Side, titles, smooth, smoothMasking, gradCam, classes);
-                smoothKept = smoothMasking.KeptPredictionRate;
-                Lap("smoothgrad");
-            }
-            if (methods.Contains("filters"))
-            {
-                progress.Begin("filters");
-                if (layerNames.Contains(s.FilterLayer))
-                {
-                    var ascent = FilterVisualizer.Ascend(model, s.FilterLayer,
-                        new FilterAscentOptions(Steps: s.AscentSteps, Seed: s.Seed, MaxFilters: s.MaxFilters), device);
-                    filterFigure = ctx.Figure($"visualize_{member.Member}_filters_{s.FilterLayer}.png");
-                    ExplanationFigures.SaveFilterGrid(filterFigure.Path, ascent, $"Filters of layer {s.FilterLayer} (# Ascent Epoch {s.AscentSteps}), {member.Member}");
-                    filterMetrics = new FilterMetrics(s.FilterLayer, ascent.FinalActivation.Length, ascent.Seconds, ascent.StartActivation.Average(),
-                        ascent.FinalActivation.Average(), ascent.SelectedChannelsOnly);
-                    ctx.Log.Information("Gradient ascent on {Filters} filters of {Layer} of {Model}: {Steps} steps in {Seconds:0.0} s, mean activation {Start:0.000} -> {Final:0.000}, own filter only {SelectedChannelsOnly}",
-                        ascent.FinalActivation.Length, s.FilterLayer, member.Member, s.AscentSteps, ascent.Seconds, ascent.StartActivation.Average(),
-                        ascent.FinalActivation.Average(), ascent.SelectedChannelsOnly);
-                }
-                else ctx.Log.Information("Member {Model} has no layer {Layer}: no filter visualisation", member.Member, s.FilterLayer);
-                Lap("filters");
-            }
-            if (methods.Contains("outputs"))
-            {
-                progress.Begin("outputs");
-                if (layerNames.Contains(s.OutputLayer))
-                {
-                    var one = x.narrow(0, 0, 1);
-                    var activations = LayerOutputs.Capture(model, s.OutputLayer, one, out var ch, out var h, out var w);
-                    outputFigure = ctx.Figure($"visualize_{member.Member}_outputs_{s.OutputLayer}.png");
-                    ExplanationFigures.SaveLayerOutputGrid(outputFigure.Path, activations, ch, h, w,
-                        $"Output of layer {s.OutputLayer} (Given image {images.Ids[0]}), {member.Member}");
-                }
-                else ctx.Log.Information("Member {Model} has no layer {Layer}: no layer outputs", member.Member, s.OutputLayer);
-                Lap("outputs");
-            }
-            var done = new Dictionary<string, SaliencyResult?> { ["saliency"] = saliency, ["gradcam"] = gradCam, ["smoothgrad"] = smoothMaps }
-                .Where(p => p.Value is not null && methods.Contains(p.Key)).ToDictionary(p => p.Key, p => p.Value!);
-            var explained = await explain.MethodsAsync(applicable, done, seconds, maps, progress);
-            lapStart = clock.Elapsed.TotalSeconds;
-            ctx.Log.Information("Explained member {Model} on {Images} images in {Seconds:0.0} s ({@MethodSeconds}); masking keeps the prediction for {KeptTop:P0} of images (random masks: {KeptRandom:P0})",
-                member.Member, images.Count, clock.Elapsed.TotalSeconds, seconds.ToDictionary(p => p.Key, p => Math.Round(p.Value, 2)),
-                masking.KeptPredictionRate, random.KeptPredictionRate);
-            var metrics = new MemberExplanationMetrics(new MaskingMetrics(s.KeepFraction, masking.KeptPredictionRate, random.KeptPredictionRate),
-                smoothKept, filterMetrics, seconds) { Methods = explained.Metrics, RandomMap = explained.Random, SanityLayers = explained.SanityLayers };
-            results.Add(new MemberExplanations(member.Member, saliencyFigure, smoothFigure, filterFigure, outputFigure, maps, metrics)
-            { MethodFigures = explained.Figures, Curves = explained.Curves, Sanity = explained.Sanity });
+            results.Add(await ExplainAsync(ctx, s, member, shown));
         }
         ctx.Rows["images"] = images.Count;
         ctx.Rows["members"] = chosen.Count;
         return new Explanations(results, new ExplanationMetrics(images.Count, results.ToDictionary(r => r.Member, r => r.Metrics)));
     }
 
+    /// <summary>One member's explanations: the seed report's figures first, then the other attribution methods and their checks.</summary>
+    private static async Task<MemberExplanations> ExplainAsync(StageContext ctx, VisualizeSettings s, TrainedMember member, ShownImages shown)
+    {
+        using var scope = torch.NewDisposeScope();
+        // Everything a member's explanation computes (maps, faithfulness curves, layer outputs) on exact native
+        // kernels, so its numbers do not depend on which kernels other work in the process holds (see TorchRuntime).
+        using var kernels = TorchRuntime.NativeCpuConvolutions();
+        using var model = member.Load(ctx.Models, shown.Classes.Count, shown.Faces.Side, ctx.Run.Device);
+        var explain = new MemberExplaining(ctx, s, model, member.Member, shown);
+        var applicable = explain.ApplicableMethods();
+        using var progress = new StepProgress(ctx.Run.Progress.Start($"visualize {member.Member}"), ctx.Log, member.Member, explain.Steps(applicable).Count);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var seed = await explain.SeedReportAsync(progress);
+        var explained = await explain.MethodsAsync(applicable, seed.Done, seed.Seconds, seed.Maps, progress);
+        ctx.Log.Information("Explained member {Model} on {Images} images in {Seconds:0.0} s ({@MethodSeconds}); masking keeps the prediction for {KeptTop:P0} of images (random masks: {KeptRandom:P0})",
+            member.Member, shown.Faces.Count, clock.Elapsed.TotalSeconds, seed.Seconds.ToDictionary(p => p.Key, p => Math.Round(p.Value, 2)),
+            seed.Masking.KeptPredictionRate, seed.RandomMasking.KeptPredictionRate);
+        var metrics = new MemberExplanationMetrics(new MaskingMetrics(s.KeepFraction, seed.Masking.KeptPredictionRate, seed.RandomMasking.KeptPredictionRate),
+            seed.SmoothGradKept, seed.FilterMetrics, seed.Seconds) { Methods = explained.Metrics, RandomMap = explained.Random, SanityLayers = explained.SanityLayers };
+        return new MemberExplanations(member.Member, seed.Saliency, seed.SmoothGrad, seed.Filters, seed.Outputs, seed.Maps, metrics)
+        { MethodFigures = explained.Figures, Curves = explained.Curves, Sanity = explained.Sanity };
+    }
+
+    /// <summary>The validation images explained, shared by every member: faces, 0..1 pixels, titles, class names.</summary>
+    private sealed record ShownImages
+    {
+        public required FaceSet Faces { get; init; }
+        public required float[] Pixels { get; init; }
+        public required IReadOnlyList<string> Titles { get; init; }
+        public required IReadOnlyList<string> Classes { get; init; }
+        /// <summary>The synthetic faces' seed (null on real data): with it their evidence masks are rendered.</summary>
+        public int? EvidenceSeed { get; init; }
+    }
+
+    /// <summary>What the seed report's sections made for one member, and the maps later steps reuse.</summary>
+    private sealed record SeedReportExplanations
+    {
+        public required MaskingResult Masking { get; init; }
+        public required MaskingResult RandomMasking { get; init; }
+        public FigureFile? Saliency { get; init; }
+        public FigureFile? SmoothGrad { get; init; }
+        public FigureFile? Filters { get; init; }
+        public FigureFile? Outputs { get; init; }
+        public FilterMetrics? FilterMetrics { get; init; }
+        public double? SmoothGradKept { get; init; }
+        /// <summary>Maps already made, by method name (saliency, gradcam, smoothgrad), for the methods requested.</summary>
+        public required Dictionary<string, SaliencyResult> Done { get; init; }
+        public required Dictionary<string, double> Seconds { get; init; }
+        public required List<TensorFile> Maps { get; init; }
+    }
+
     /// <summary>What the attribution methods beyond the seed report's made for one member.</summary>
     private sealed record MethodExplanations(Dictionary<string, FigureFile> Figures, FigureFile? Curves, FigureFile? Sanity,
         Dictionary<string, MethodMetrics> Metrics, RandomMapMetrics? Random, List<string> SanityLayers);
 
-    /// <summary>One member being explained: the model, the images (as a tensor, as 0..1 pixels, their titles) and the settings.</summary>
-    private sealed record MemberExplaining(StageContext Ctx, VisualizeSettings S, Fer.Core.Models.FerModel Model, string Member, torch.Tensor X,
-        FaceSet Images, float[] Pixels, IReadOnlyList<string> Titles, IReadOnlyList<string> Classes, int Side, HashSet<string> Methods, int? EvidenceSeed)
+    /// <summary>
+    /// One member being explained: the model, the images (as a tensor and as <see cref="ShownImages"/>), the settings,
+    /// and the layers its methods use (those named in the settings, else the model's own defaults).
+    /// </summary>
+    private sealed class MemberExplaining(StageContext ctx, VisualizeSettings s, FerModel model, string member, ShownImages shown)
     {
-        public AttributionSettings Attribution { get; } = new()
+        public StageContext Ctx { get; } = ctx;
+        public VisualizeSettings S { get; } = s;
+        public FerModel Model { get; } = model;
+        public string Member { get; } = member;
+        public torch.Tensor X { get; } = shown.Faces.ImagesTensor(ctx.Run.Device);
+        public FaceSet Images => shown.Faces;
+        public float[] Pixels => shown.Pixels;
+        public IReadOnlyList<string> Titles => shown.Titles;
+        public IReadOnlyList<string> Classes => shown.Classes;
+        public int Side => shown.Faces.Side;
+        public int? EvidenceSeed => shown.EvidenceSeed;
+        public HashSet<string> Methods { get; } = [.. s.MethodList];
+        public string? CamLayer { get; } = Named(s.GradcamLayer) ?? model.CamLayer;
+        public string? FilterLayer { get; } = Named(s.FilterLayer) ?? model.FilterLayer;
+        public string? OutputLayer { get; } = Named(s.OutputLayer) ?? model.OutputLayer;
+
+        public AttributionSettings Attribution => new()
         {
-            SmoothGradSamples = S.SmoothgradSamples, IgSteps = S.IgSteps, IgBaseline = S.IgBaseline, CamLayer = S.GradcamLayer,
+            SmoothGradSamples = S.SmoothgradSamples, IgSteps = S.IgSteps, IgBaseline = S.IgBaseline, CamLayer = CamLayer,
             OcclusionPatch = Math.Min(S.OcclusionPatch, Side), OcclusionStride = S.OcclusionStride, Seed = S.Seed,
         };
+
+        private static string? Named(string layer) => layer.Length > 0 ? layer : null;
+
+        private bool Has(string? layer) => layer is not null && Model.Layers.Any(l => l.Name == layer);
 
         /// <summary>The requested attribution methods this model has the layers for (the others are logged and left out).</summary>
         public List<AttributionMethod> ApplicableMethods()
         {
             var requested = AttributionMethods.All.Where(m => Methods.Contains(m.Name)).ToList();
             foreach (var m in requested.Where(m => !m.AppliesTo(Model, Attribution)))
-                Ctx.Log.Information("Member {Model} has no layer {Layer}: no {Method}", Member, S.GradcamLayer, m.Title);
+                Ctx.Log.Information("Member {Model} has no layer {Layer}: no {Method}", Member, CamLayer ?? "with feature maps", m.Title);
             return requested.Where(m => m.AppliesTo(Model, Attribution)).ToList();
+        }
+
+        /// <summary>The steps in the order they run (each progress.Begin), counted before the first for the progress row.</summary>
+        public List<string> Steps(List<AttributionMethod> applicable)
+        {
+            var steps = new List<string> { "saliency" };
+            steps.AddRange(new[] { "gradcam", "smoothgrad", "filters", "outputs" }.Where(Methods.Contains));
+            steps.AddRange(applicable.Select(m => m.Name).Where(n => n is not ("saliency" or "gradcam" or "smoothgrad")));
+            if (S.FaithfulnessSteps > 0 && applicable.Count > 0) steps.Add("faithfulness");
+            if (S.SanityLayers > 0 && applicable.Count > 0) steps.Add("sanity");
+            steps.Add("figures");
+            return steps;
+        }
+
+        /// <summary>
+        /// The seed report's sections 4 and 5: vanilla saliency with the least salient pixels masked (against random masks),
+        /// Grad-CAM beside it, SmoothGrad, the filters gradient ascent finds, and one layer's outputs for the first image.
+        /// </summary>
+        public async Task<SeedReportExplanations> SeedReportAsync(StepProgress progress)
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var seconds = new Dictionary<string, double>();
+            var maps = new List<TensorFile>();
+            void Lap(string method)
+            {
+                seconds[method] = clock.Elapsed.TotalSeconds;
+                clock.Restart();
+            }
+
+            progress.Begin("saliency");
+            var saliency = Saliency.Vanilla(Model, X);
+            var masking = SaliencyMasking.MaskTop(Model, X, saliency, S.KeepFraction);
+            var random = SaliencyMasking.MaskRandom(Model, X, S.KeepFraction, S.Seed);
+            maps.Add(await WriteMapsAsync(Ctx, $"saliency/{Member}.parquet", saliency, Images, "vanilla"));
+            Lap("saliency");
+
+            SaliencyResult? gradCam = null;
+            if (Methods.Contains("gradcam"))
+            {
+                progress.Begin("gradcam");
+                if (Has(CamLayer))
+                {
+                    gradCam = Saliency.GradCam(Model, X, CamLayer!);
+                    maps.Add(await WriteMapsAsync(Ctx, $"saliency/{Member}_gradcam.parquet", gradCam, Images, $"gradcam:{CamLayer}"));
+                }
+                else Ctx.Log.Information("Member {Model} has no layer {Layer}: no Grad-CAM", Member, CamLayer ?? "with feature maps");
+                Lap("gradcam");
+            }
+            FigureFile? saliencyFigure = null;
+            if (Methods.Contains("saliency"))
+            {
+                saliencyFigure = Ctx.Figure($"visualize_{Member}_saliency.png");
+                ExplanationFigures.SaveSaliencyRows(saliencyFigure.Path, Pixels, Side, Titles, saliency, masking, gradCam, Classes);
+            }
+            SaliencyResult? smooth = null;
+            FigureFile? smoothFigure = null;
+            double? smoothKept = null;
+            if (Methods.Contains("smoothgrad"))
+            {
+                progress.Begin("smoothgrad");
+                smooth = Saliency.SmoothGrad(Model, X, S.SmoothgradSamples, 0.15, S.Seed);
+                maps.Add(await WriteMapsAsync(Ctx, $"saliency/{Member}_smoothgrad.parquet", smooth, Images, "smoothgrad"));
+                var smoothMasking = SaliencyMasking.MaskTop(Model, X, smooth, S.KeepFraction);
+                smoothFigure = Ctx.Figure($"visualize_{Member}_smoothgrad.png");
+                ExplanationFigures.SaveSaliencyRows(smoothFigure.Path, Pixels, Side, Titles, smooth, smoothMasking, gradCam, Classes);
+                smoothKept = smoothMasking.KeptPredictionRate;
+                Lap("smoothgrad");
+            }
+            var (filterFigure, filterMetrics) = Methods.Contains("filters") ? Filters(progress) : (null, null);
+            if (Methods.Contains("filters")) Lap("filters");
+            var outputFigure = Methods.Contains("outputs") ? Outputs(progress) : null;
+            if (Methods.Contains("outputs")) Lap("outputs");
+            var done = new Dictionary<string, SaliencyResult?> { ["saliency"] = saliency, ["gradcam"] = gradCam, ["smoothgrad"] = smooth }
+                .Where(p => p.Value is not null && Methods.Contains(p.Key)).ToDictionary(p => p.Key, p => p.Value!);
+            return new SeedReportExplanations
+            {
+                Masking = masking, RandomMasking = random, Saliency = saliencyFigure, SmoothGrad = smoothFigure, Filters = filterFigure,
+                Outputs = outputFigure, FilterMetrics = filterMetrics, SmoothGradKept = smoothKept, Done = done, Seconds = seconds, Maps = maps,
+            };
+        }
+
+        /// <summary>The filters of the filter layer found by gradient ascent (the seed report's section 5.1).</summary>
+        private (FigureFile?, FilterMetrics?) Filters(StepProgress progress)
+        {
+            progress.Begin("filters");
+            if (!Has(FilterLayer))
+            {
+                Ctx.Log.Information("Member {Model} has no layer {Layer}: no filter visualisation", Member, FilterLayer ?? "to ascend");
+                return (null, null);
+            }
+            var layer = FilterLayer!;
+            var ascent = FilterVisualizer.Ascend(Model, layer, new FilterAscentOptions(Steps: S.AscentSteps, Seed: S.Seed, MaxFilters: S.MaxFilters), Ctx.Run.Device);
+            var figure = Ctx.Figure($"visualize_{Member}_filters_{layer}.png");
+            ExplanationFigures.SaveFilterGrid(figure.Path, ascent, $"Filters of layer {layer} (# Ascent Epoch {S.AscentSteps}), {Member}");
+            Ctx.Log.Information("Gradient ascent on {Filters} filters of {Layer} of {Model}: {Steps} steps in {Seconds:0.0} s, mean activation {Start:0.000} -> {Final:0.000}, own filter only {SelectedChannelsOnly}",
+                ascent.FinalActivation.Length, layer, Member, S.AscentSteps, ascent.Seconds, ascent.StartActivation.Average(),
+                ascent.FinalActivation.Average(), ascent.SelectedChannelsOnly);
+            return (figure, new FilterMetrics(layer, ascent.FinalActivation.Length, ascent.Seconds, ascent.StartActivation.Average(),
+                ascent.FinalActivation.Average(), ascent.SelectedChannelsOnly));
+        }
+
+        /// <summary>The output layer's outputs for the first image (the seed report's section 5.2).</summary>
+        private FigureFile? Outputs(StepProgress progress)
+        {
+            progress.Begin("outputs");
+            if (!Has(OutputLayer))
+            {
+                Ctx.Log.Information("Member {Model} has no layer {Layer}: no layer outputs", Member, OutputLayer ?? "to draw");
+                return null;
+            }
+            var activations = LayerOutputs.Capture(Model, OutputLayer!, X.narrow(0, 0, 1), out var ch, out var h, out var w);
+            var figure = Ctx.Figure($"visualize_{Member}_outputs_{OutputLayer}.png");
+            ExplanationFigures.SaveLayerOutputGrid(figure.Path, activations, ch, h, w, $"Output of layer {OutputLayer} (Given image {Images.Ids[0]}), {Member}");
+            return figure;
         }
 
         /// <summary>

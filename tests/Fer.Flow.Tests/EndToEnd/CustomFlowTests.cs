@@ -108,6 +108,9 @@ public class CustomFlowTests
             Assert.NotEmpty(exported.GetProperty("state_dict").EnumerateArray());
         }
         Assert.True(new FileInfo(dir["export/fsharp.pt"]).Length > 1000);
+        // PyTorch rebuilds the script's model from model.json's layer descriptions alone (where python3-torch is installed).
+        if (Photos.PythonTorch.Missing is null)
+            Assert.Contains("fsharp: max abs logit difference", Photos.PythonTorch.CheckExport(dir["export"]));
         // The first run's fsharp member was trained by the script before its edit: its weights may not fit, so it is refused.
         stderr = new StringWriter();
         Assert.Equal(ExitCodes.BadInput, PredictCommand.Run(new PredictRequest([dir["crops"]], artifacts, Run: Path.GetFileName(first), Out: dir["out2"],
@@ -125,6 +128,9 @@ public class CustomFlowTests
     [InlineData("visualize.methods=saliency,magic", "stage visualize: methods: unknown method 'magic'")]
     [InlineData("visualize.members=cnn,rnn", "stage visualize: members: no member 'rnn'; members: cnn, fsharp")]
     [InlineData("predict.confusion_member=best", "stage predict: confusion_member: no member 'best'; members: cnn, fsharp")]
+    [InlineData("visualize.gradcam_layer=dense_1", "stage visualize: gradcam_layer: layer dense_1 [1, 900] of member cnn (model seed-cnn) has no feature maps [N, C, h, w]; its layers with feature maps [N, C, h, w]: conv2d_1, zero_padding2d_1,")]
+    [InlineData("visualize.filter_layer=conv2d_9", "stage visualize: filter_layer: member cnn (model seed-cnn) has no layer 'conv2d_9'; its layers with channels: conv2d_1,")]
+    [InlineData("visualize.output_layer=conv2d_5", "stage visualize: output_layer: member fsharp (model fsharp-cnn) has no layer 'conv2d_5'; its layers with channels: conv2d_1, max_pooling2d_1, conv2d_2, max_pooling2d_2, dropout_1, dense_1")]
     public async Task BadSettingsAreRejectedAtPlanTimeBeforeAnythingRuns(string set, string message)
     {
         using var dir = new TempDir();

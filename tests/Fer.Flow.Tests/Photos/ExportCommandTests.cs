@@ -94,29 +94,9 @@ public sealed partial class PhotoCommandTests
         Assert.Contains("dnn: max abs logit difference", stdout);
     }
 
-    private const string Python = "/usr/bin/python3";
+    private static void SkipUnlessPythonTorch() => Skip.If(PythonTorch.Missing is not null, PythonTorch.Missing);
 
-    private static void SkipUnlessPythonTorch()
-    {
-        Skip.IfNot(File.Exists(Python), "no /usr/bin/python3");
-        using var probe = Process.Start(new ProcessStartInfo(Python, ["-c", "import torch"]) { RedirectStandardError = true, UseShellExecute = false })!;
-        probe.WaitForExit();
-        Skip.If(probe.ExitCode != 0, "Debian's python3-torch is not installed (apt-get install python3-torch)");
-    }
-
-    /// <summary>Runs `python3 python/fer_export.py DIR` (SHA-256 sums, strict state_dict loads, logits within 1e-4) and returns its output.</summary>
-    private static string CheckWithFerExportPy(string exportDir)
-    {
-        var start = new ProcessStartInfo(Python, [Path.Combine(Repo.Root, "python", "fer_export.py"), exportDir])
-        { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        using var p = Process.Start(start)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEnd();
-        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(2)));
-        Assert.True(p.ExitCode == 0, stdout.Result + stderr);
-        Console.WriteLine(stdout.Result);
-        return stdout.Result;
-    }
+    private static string CheckWithFerExportPy(string exportDir) => PythonTorch.CheckExport(exportDir);
 
     [SkippableFact]
     public void A_vgg_bn_export_loads_into_fer_exports_PyTorch_class_strictly_with_the_same_logits()
