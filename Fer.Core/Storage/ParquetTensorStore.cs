@@ -8,6 +8,9 @@ namespace Fer.Core.Storage;
 /// <summary>A float tensor read back from Parquet: row-major data, its shape and the file's metadata.</summary>
 public sealed record StoredTensor(float[] Data, int[] Shape, IReadOnlyDictionary<string, string> Metadata);
 
+/// <summary>What a face table's metadata says about its images: their side and the class names of its labels.</summary>
+public sealed record FaceTableInfo(int Side, IReadOnlyList<string> ClassNames);
+
 /// <summary>
 /// Datasets and tensors as Parquet files. A face set is a table (id, label nullable, source_id, flipped, usage by
 /// name as Kaggle writes it: Training, PublicTest, PrivateTest, Test; pixels as bytes) with side and class names in
@@ -17,7 +20,7 @@ public sealed record StoredTensor(float[] Data, int[] Shape, IReadOnlyDictionary
 /// </summary>
 public static class ParquetTensorStore
 {
-    internal const string FormatKey = "fer.format";
+    internal const string FormatKey = "fer.format", SideKey = "fer.side", ClassNamesKey = "fer.class_names", ShapeKey = "fer.shape";
     private const string FacesFormat = "fer-faces-2", FacesFormatV1 = "fer-faces-1", TensorFormat = "fer-tensor-1";
 
     private static readonly DataField<long> IdField = new("id");
@@ -33,8 +36,8 @@ public static class ParquetTensorStore
         var meta = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>())
         {
             [FormatKey] = FacesFormat,
-            ["fer.side"] = faces.Side.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["fer.class_names"] = JsonSerializer.Serialize(faces.ClassNames),
+            [SideKey] = faces.Side.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            [ClassNamesKey] = JsonSerializer.Serialize(faces.ClassNames),
         };
         await WriteAtomicallyAsync(path, FacesSchema, meta, async rg =>
         {
@@ -54,10 +57,7 @@ public static class ParquetTensorStore
     {
         return await ReadAsync(path, async (reader, meta) =>
         {
-            if (meta.GetValueOrDefault(FormatKey) != FacesFormatV1) Expect(path, meta, FacesFormat);
-            if (!meta.TryGetValue("fer.side", out var sideText) || !int.TryParse(sideText, out var side) || side <= 0)
-                throw new InvalidDataException($"{path}: missing or bad fer.side metadata");
-            var classes = JsonSerializer.Deserialize<string[]>(meta.GetValueOrDefault("fer.class_names", "[]")) ?? [];
+            var (side, classes) = FacesHeader(path, meta);
             var fields = reader.Schema.DataFields;
             DataField Field(string name) => fields.FirstOrDefault(f => f.Name == name)
                 ?? throw new InvalidDataException($"{path}: column '{name}' is missing");
@@ -84,6 +84,21 @@ public static class ParquetTensorStore
             }
             return new FaceSet(side, classes, [.. ids], [.. labels], [.. sources], [.. flipped], [.. usage], pixels.ToArray());
         }, ct);
+    }
+
+    /// <summary>A face table's image side and class names, read from its metadata without reading its rows.</summary>
+    public static Task<FaceTableInfo> ReadFaceTableInfoAsync(string path, CancellationToken ct = default) =>
+        ReadAsync(path, (_, meta) => Task.FromResult(FacesHeader(path, meta)), ct);
+
+    private static FaceTableInfo FacesHeader(string path, Dictionary<string, string> meta)
+    {
+        if (meta.GetValueOrDefault(FormatKey) != FacesFormatV1) Expect(path, meta, FacesFormat);
+        if (!meta.TryGetValue(SideKey, out var sideText) || !int.TryParse(sideText, out var side) || side <= 0)
+            throw new InvalidDataException($"{path}: missing or bad {SideKey} metadata");
+        string[] classes;
+        try { classes = JsonSerializer.Deserialize<string[]>(meta.GetValueOrDefault(ClassNamesKey, "[]")) ?? []; }
+        catch (JsonException e) { throw new InvalidDataException($"{path}: bad {ClassNamesKey} metadata ({e.Message})", e); }
+        return new FaceTableInfo(side, classes);
     }
 
     /// <summary>The usage column: names (fer-faces-2) or, in files of the first format, enum numbers.</summary>
@@ -118,7 +133,7 @@ public static class ParquetTensorStore
         var meta = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>())
         {
             [FormatKey] = TensorFormat,
-            ["fer.shape"] = JsonSerializer.Serialize(shape),
+            [ShapeKey] = JsonSerializer.Serialize(shape),
         };
         await WriteAtomicallyAsync(path, new ParquetSchema(list), meta, async rg =>
         {
@@ -136,7 +151,7 @@ public static class ParquetTensorStore
         return await ReadAsync(path, async (reader, meta) =>
         {
             Expect(path, meta, TensorFormat);
-            var shape = JsonSerializer.Deserialize<int[]>(meta.GetValueOrDefault("fer.shape", "null"))
+            var shape = JsonSerializer.Deserialize<int[]>(meta.GetValueOrDefault(ShapeKey, "null"))
                 ?? throw new InvalidDataException($"{path}: missing fer.shape metadata");
             long total = shape.Aggregate(1L, (a, d) => a * d);
             var data = new float[total];

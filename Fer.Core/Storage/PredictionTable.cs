@@ -43,7 +43,7 @@ public static class PredictionTable
         var meta = new Dictionary<string, string>
         {
             [ParquetTensorStore.FormatKey] = Format,
-            ["fer.class_names"] = JsonSerializer.Serialize(classNames),
+            [ParquetTensorStore.ClassNamesKey] = JsonSerializer.Serialize(classNames),
         };
         int rows = splits.Sum(s => s.Ids.Count);
         await ParquetTensorStore.WriteAtomicallyAsync(path, schema, meta, async rg =>
@@ -69,7 +69,7 @@ public static class PredictionTable
         {
             if (meta.GetValueOrDefault(ParquetTensorStore.FormatKey) != Format)
                 throw new InvalidDataException($"{path}: not a Fer predictions table (format '{meta.GetValueOrDefault(ParquetTensorStore.FormatKey) ?? "none"}')");
-            var classNames = JsonSerializer.Deserialize<string[]>(meta.GetValueOrDefault("fer.class_names", "null"))
+            var classNames = JsonSerializer.Deserialize<string[]>(meta.GetValueOrDefault(ParquetTensorStore.ClassNamesKey, "null"))
                 ?? throw new InvalidDataException($"{path}: no class names");
             var fields = reader.Schema.DataFields;
             DataField Field(string name) => fields.FirstOrDefault(f => f.Name == name)

@@ -4,7 +4,7 @@ using Fer.Flow.Pipeline;
 namespace Fer.Flow.Audit;
 
 /// <summary>A run as `fer runs` lists it.</summary>
-public sealed record RunSummary(string RunId, string Dir, string Flow, DateTime? StartedUtc, TimeSpan? Duration, string Status,
+public sealed record RunSummary(string RunId, string Dir, string Flow, DateTime? StartedUtc, TimeSpan? Duration, RunStatus Status,
     double? EnsembleValidAccuracy, RunRecord? Record);
 
 /// <summary>The runs in an artifacts folder, newest last.</summary>
@@ -18,11 +18,11 @@ public static class RunCatalog
         return Directory.EnumerateDirectories(runsDir).Order(StringComparer.Ordinal).Select(dir =>
         {
             var record = RunRecord.TryRead(dir);
-            var status = record?.Status ?? "unknown";
+            var status = record?.Status ?? RunStatus.Unknown;
             // "running" in run.json while nobody holds the artifacts lock means the process died.
-            if (status == "running" && !someoneRunning) status = "interrupted";
+            if (status == RunStatus.Running && !someoneRunning) status = RunStatus.Interrupted;
             var log = Path.Combine(dir, RunLog.FileName);
-            if (status == "running" && Fer.Core.Storage.FileStat.Of(log).Kind == Fer.Core.Storage.FileKind.Regular && ClefLog.Read(log).Truncated) status = "interrupted";
+            if (status == RunStatus.Running && Fer.Core.Storage.FileStat.Of(log).Kind == Fer.Core.Storage.FileKind.Regular && ClefLog.Read(log).Truncated) status = RunStatus.Interrupted;
             double? accuracy = record?.MetricsOf<Fer.Flow.Stages.EnsembleMetrics>().Select(m => (double?)m.Metrics.ValidAccuracy).FirstOrDefault();
             TimeSpan? duration = record?.FinishedUtc is { } f ? f - record.StartedUtc : null;
             return new RunSummary(Path.GetFileName(dir), dir, record?.Flow ?? "?", record?.StartedUtc, duration, status, accuracy, record);

@@ -53,7 +53,7 @@ public static class RunComparison
         html.Append("<h2>Runs</h2>\n<table><tr><th>run</th><th>flow</th><th>started (UTC)</th><th>status</th><th>ensemble valid accuracy</th><th>command</th></tr>\n");
         foreach (var r in runs)
             html.Append($"<tr><td>{E(r.RunId)}</td><td>{E(r.Flow)}</td><td>{E(r.StartedUtc?.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) ?? "?")}</td>" +
-                        $"<td>{E(r.Status)}</td><td class=\"num\">{(r.EnsembleValidAccuracy is { } a ? a.ToString("0.0000", CultureInfo.InvariantCulture) : "-")}</td>" +
+                        $"<td>{E(r.Status.Text())}</td><td class=\"num\">{(r.EnsembleValidAccuracy is { } a ? a.ToString("0.0000", CultureInfo.InvariantCulture) : "-")}</td>" +
                         $"<td><code>{E(r.Record?.Command ?? "")}</code></td></tr>\n");
         html.Append("</table>\n");
 
@@ -92,7 +92,7 @@ public static class RunComparison
                 var histories = new Dictionary<string, IReadOnlyList<EpochRecord>>(StringComparer.Ordinal);
                 for (int i = 0; i < records.Count; i++)
                 {
-                    var report = records[i].Stages.FirstOrDefault(s => s.Stage == node && s.MetricsType == nameof(MemberMetrics));
+                    var report = records[i].Stages.FirstOrDefault(s => s.Stage == node && s.Reports<MemberMetrics>());
                     if (report is null) continue;
                     var history = ReadHistory(cache, report);
                     if (history is null) { missing.Add($"{runs[i].RunId}: the training history of {node} is no longer in the cache"); continue; }

@@ -62,7 +62,7 @@ public static class AuditCommands
         {
             stdout.WriteLine(JsonSerializer.Serialize(runs.Select(r => new
             {
-                run = r.RunId, flow = r.Flow, started_utc = r.StartedUtc, duration_seconds = r.Duration?.TotalSeconds, status = r.Status,
+                run = r.RunId, flow = r.Flow, started_utc = r.StartedUtc, duration_seconds = r.Duration?.TotalSeconds, status = r.Status.Text(),
                 ensemble_valid_accuracy = r.EnsembleValidAccuracy,
             }), JsonOut));
             return ExitCodes.Ok;
@@ -70,7 +70,7 @@ public static class AuditCommands
         var table = ConsoleTables.Create(stdout, "!run", "flow", "!started (UTC)", ">duration", "status", ">valid acc");
         foreach (var r in runs)
             table.AddTextRow(r.RunId, r.Flow, r.StartedUtc?.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) ?? "?",
-                r.Duration is { } d ? $"{d.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)}s" : "-", r.Status,
+                r.Duration is { } d ? $"{d.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)}s" : "-", r.Status.Text(),
                 r.EnsembleValidAccuracy is { } a ? a.ToString("0.0000", CultureInfo.InvariantCulture) : "-");
         ConsoleTables.Write(stdout, table);
         return ExitCodes.Ok;
@@ -79,7 +79,7 @@ public static class AuditCommands
     /// <summary>Everything needed to say which data and parameters made a run's outputs.</summary>
     public static void Describe(RunSummary r, TextWriter stdout)
     {
-        stdout.WriteLine($"run       {r.RunId} ({r.Status})");
+        stdout.WriteLine($"run       {r.RunId} ({r.Status.Text()})");
         stdout.WriteLine($"folder    {r.Dir}");
         if (r.Record is { } rec)
         {
@@ -154,18 +154,18 @@ public static class AuditCommands
         {
             stdout.WriteLine(JsonSerializer.Serialize(new
             {
-                run = run.RunId, flow = run.Flow, status = run.Status, log_cut_off = log.Truncated,
-                stages = record?.Stages.Select(s => new { stage = s.Stage, seconds = s.Seconds, cache = s.Status, rows = s.Rows }),
+                run = run.RunId, flow = run.Flow, status = run.Status.Text(), log_cut_off = log.Truncated,
+                stages = record?.Stages.Select(s => new { stage = s.Stage, seconds = s.Seconds, cache = s.Status.Text(), rows = s.Rows }),
                 models = models.Select(x => new { model = x.Node, epochs = x.Metrics.EpochsRun, best_epoch = x.Metrics.BestEpoch, best_valid_accuracy = x.Metrics.BestValidAccuracy }),
                 error = record?.Error, failed_stage = record?.FailedStage,
             }, JsonOut));
             return;
         }
-        stdout.WriteLine($"run {run.RunId}: flow {run.Flow}, {run.Status}{(log.Truncated ? " (log cut off)" : "")}");
+        stdout.WriteLine($"run {run.RunId}: flow {run.Flow}, {run.Status.Text()}{(log.Truncated ? " (log cut off)" : "")}");
         if (record is null) { stdout.WriteLine("(no run.json: nothing to summarise)"); return; }
         var stages = ConsoleTables.Create(stdout, "stage", ">seconds", "cache", "rows");
         foreach (var s in record.Stages)
-            stages.AddTextRow(s.Stage, s.Seconds.ToString("0.00", CultureInfo.InvariantCulture), s.Status, string.Join(", ", s.Rows.Select(kv => $"{kv.Key}={kv.Value}")));
+            stages.AddTextRow(s.Stage, s.Seconds.ToString("0.00", CultureInfo.InvariantCulture), s.Status.Text(), string.Join(", ", s.Rows.Select(kv => $"{kv.Key}={kv.Value}")));
         ConsoleTables.Write(stdout, stages);
         if (record.Error is not null) stdout.WriteLine($"error in {record.FailedStage ?? "run"}: {record.Error}");
         if (models.Count == 0) return;

@@ -106,7 +106,7 @@ public static class FlowCommand
             };
             runner = new FlowRunner(context);
             await runner.RunAsync(plan, request.Mode, request.Target);
-            record = record with { Status = "finished", FinishedUtc = DateTime.UtcNow, Stages = [.. runner.Reports] };
+            record = record with { Status = RunStatus.Finished, FinishedUtc = DateTime.UtcNow, Stages = [.. runner.Reports] };
             log.Information("Run {RunId} finished in {Seconds:0.0} s; outputs in {RunDir}", runId, clock.Elapsed.TotalSeconds, runDir);
             return ExitCodes.Ok;
         }
@@ -119,7 +119,7 @@ public static class FlowCommand
                 Status = status, Error = message, FailedStage = stage, FinishedUtc = DateTime.UtcNow,
                 Stages = runner is null ? [] : [.. runner.Reports],
             };
-            log.Error(e, "Run {RunId} {Status} after {Seconds:0.0} s in stage {FailedStage}: {Error}", runId, status, clock.Elapsed.TotalSeconds, stage ?? "(none)", message);
+            log.Error(e, "Run {RunId} {Status} after {Seconds:0.0} s in stage {FailedStage}: {Error}", runId, status.Text(), clock.Elapsed.TotalSeconds, stage ?? "(none)", message);
             stderr.WriteLine($"error: {message}");
             return code;
         }
@@ -132,19 +132,19 @@ public static class FlowCommand
     }
 
     /// <summary>Exit code, run status and the one message the user sees.</summary>
-    internal static (int Code, string Status, string Message) Classify(Exception e)
+    internal static (int Code, RunStatus Status, string Message) Classify(Exception e)
     {
         var root = e is StageFailedException { InnerException: { } inner } ? inner : e;
         var where = e is StageFailedException sf ? $"stage {sf.Stage}: " : "";
         return root switch
         {
-            RunCancelledException c => (ExitCodes.Cancelled, "cancelled", c.Message),
-            OperationCanceledException => (ExitCodes.Cancelled, "cancelled", "cancelled"),
-            FerDataException d => (ExitCodes.BadInput, "failed", where + d.Message),
-            FlowDefinitionException or MissingUpstreamException => (ExitCodes.BadInput, "failed", where + root.Message),
-            FileNotFoundException f => (ExitCodes.BadInput, "failed", where + f.Message),
-            NotARegularFileException f => (ExitCodes.BadInput, "failed", where + f.Message),
-            _ => (ExitCodes.Failed, "failed", where + root.Message),
+            RunCancelledException c => (ExitCodes.Cancelled, RunStatus.Cancelled, c.Message),
+            OperationCanceledException => (ExitCodes.Cancelled, RunStatus.Cancelled, "cancelled"),
+            FerDataException d => (ExitCodes.BadInput, RunStatus.Failed, where + d.Message),
+            FlowDefinitionException or MissingUpstreamException => (ExitCodes.BadInput, RunStatus.Failed, where + root.Message),
+            FileNotFoundException f => (ExitCodes.BadInput, RunStatus.Failed, where + f.Message),
+            NotARegularFileException f => (ExitCodes.BadInput, RunStatus.Failed, where + f.Message),
+            _ => (ExitCodes.Failed, RunStatus.Failed, where + root.Message),
         };
     }
 

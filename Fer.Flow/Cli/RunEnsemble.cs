@@ -30,7 +30,7 @@ public sealed record RunEnsemble(RunSummary Run, IReadOnlyList<LoadedMember> Mem
         RunSummary chosen;
         if (run is null or "latest")
         {
-            chosen = runs.LastOrDefault(r => r.Status == "finished" && r.Record is { } rec && rec.MetricsOf<EnsembleMetrics>().Any())
+            chosen = runs.LastOrDefault(r => r.Status == RunStatus.Finished && r.Record is { } rec && rec.MetricsOf<EnsembleMetrics>().Any())
                 ?? throw new FlowDefinitionException(
                     $"no finished run with a fitted ensemble in {Path.Combine(Path.GetFullPath(artifacts), "runs")}; {TrainHint}");
         }
@@ -38,8 +38,8 @@ public sealed record RunEnsemble(RunSummary Run, IReadOnlyList<LoadedMember> Mem
         {
             if (runs.Count == 0) throw new FlowDefinitionException($"no runs in {Path.Combine(Path.GetFullPath(artifacts), "runs")}; {TrainHint}");
             chosen = RunCatalog.Resolve(artifacts, run);
-            if (chosen.Status != "finished")
-                throw new FlowDefinitionException($"run {chosen.RunId} is {chosen.Status}, not finished; give a finished run (see `fer runs`) or {TrainHint}");
+            if (chosen.Status != RunStatus.Finished)
+                throw new FlowDefinitionException($"run {chosen.RunId} is {chosen.Status.Text()}, not finished; give a finished run (see `fer runs`) or {TrainHint}");
         }
         var record = chosen.Record ?? throw new FlowDefinitionException($"run {chosen.RunId}: run.json is missing or unreadable");
         var (ensembleNode, ensemble) = record.MetricsOf<EnsembleMetrics>().LastOrDefault();
@@ -47,14 +47,14 @@ public sealed record RunEnsemble(RunSummary Run, IReadOnlyList<LoadedMember> Mem
             throw new FlowDefinitionException($"run {chosen.RunId} fitted no ensemble (no predict stage in it); {TrainHint}");
 
         var cache = new StageCache(Path.Combine(artifacts, "cache"));
-        var split = record.Stages.FirstOrDefault(s => s.Kind == "split")
+        var split = record.Stages.FirstOrDefault(s => s.Reports<SplitMetrics>())
             ?? throw new FlowDefinitionException($"run {chosen.RunId} has no split stage, so its classes and image side are unknown");
         var splitOutput = (SplitFaces)ReadEntry(cache, split, typeof(SplitFaces), record);
-        var meta = ParquetTensorStore.ReadMetadataAsync(splitOutput.Train.Path).GetAwaiter().GetResult();
-        if (!meta.TryGetValue("fer.side", out var sideText) || !int.TryParse(sideText, out var side) || side <= 0)
-            throw new FlowDefinitionException($"{splitOutput.Train.Path}: no image side in its metadata");
-        var classes = JsonSerializer.Deserialize<string[]>(meta.GetValueOrDefault("fer.class_names", "[]")) ?? [];
-        if (classes.Length < 2) throw new FlowDefinitionException($"{splitOutput.Train.Path}: fewer than two class names in its metadata");
+        FaceTableInfo table;
+        try { table = ParquetTensorStore.ReadFaceTableInfoAsync(splitOutput.Train.Path).GetAwaiter().GetResult(); }
+        catch (InvalidDataException e) { throw new FlowDefinitionException(e.Message); }
+        var (side, classes) = (table.Side, table.ClassNames);
+        if (classes.Count < 2) throw new FlowDefinitionException($"{splitOutput.Train.Path}: fewer than two class names in its metadata");
 
         var members = new List<LoadedMember>();
         ModelCatalog? scriptModels = null;
@@ -62,14 +62,14 @@ public sealed record RunEnsemble(RunSummary Run, IReadOnlyList<LoadedMember> Mem
         {
             foreach (var name in ensemble.Members)
             {
-                var report = record.Stages.FirstOrDefault(s => s.Kind == "train-member" && (s.Stage == $"train.{name}" || s.Stage == name))
+                var report = record.Stages.FirstOrDefault(s => s.Reports<MemberMetrics>() && (s.Stage == $"train.{name}" || s.Stage == name))
                     ?? throw new FlowDefinitionException($"run {chosen.RunId}: ensemble member {name} has no train-member report in run.json");
                 var trained = (TrainedMember)ReadEntry(cache, report, typeof(TrainedMember), record);
                 if (!ensemble.Weights.TryGetValue(name, out var weight) || !double.IsFinite(weight) || weight < 0)
                     throw new FlowDefinitionException($"run {chosen.RunId}: no valid ensemble weight for member {name}");
                 var catalog = ModelCatalog.BuiltIn.Contains(trained.Model) ? ModelCatalog.BuiltIn
                     : ScriptModel(record, name, trained, ref scriptModels);
-                var model = trained.Load(catalog, classes.Length, side, device);
+                var model = trained.Load(catalog, classes.Count, side, device);
                 members.Add(new LoadedMember(trained, model, weight));
             }
         }

@@ -165,15 +165,11 @@ public sealed class FlowRunner(RunContext run)
                 : await ReuseOrComputeAsync(planned, action, upstream, log);
             Publish(result.Dir);
             if (planned.Stage.Volatile) TryDeleteDir(result.Dir);
-            var status = planned.Stage.Volatile ? "volatile" : result.CacheHit ? "hit" : "miss";
+            var status = planned.Stage.Volatile ? StageOutcome.Volatile : result.CacheHit ? StageOutcome.Hit : StageOutcome.Miss;
             log.Information("Stage {Stage} finished in {Seconds:0.00} s: cache {CacheStatus}, fingerprint {Fingerprint}, rows {Rows}",
-                planned.Name, clock.Elapsed.TotalSeconds, status, Hashing.Short(planned.Fingerprint), SettingsSchema.Pairs(manifest.Rows));
+                planned.Name, clock.Elapsed.TotalSeconds, status.Text(), Hashing.Short(planned.Fingerprint), SettingsSchema.Pairs(manifest.Rows));
             var metrics = (result.Output as IHasMetrics)?.Metrics;
-            var report = new StageReport(planned.Name, planned.Kind, planned.Fingerprint, status, clock.Elapsed.TotalSeconds, manifest.Rows)
-            {
-                MetricsType = metrics?.GetType().Name,
-                Metrics = metrics is null ? null : JsonSerializer.SerializeToElement(metrics, metrics.GetType(), RunRecord.Json),
-            };
+            var report = StageReport.With(new StageReport(planned.Name, planned.Kind, planned.Fingerprint, status, clock.Elapsed.TotalSeconds, manifest.Rows), metrics);
             lock (run.Completed)
             {
                 run.Completed.Add(report);

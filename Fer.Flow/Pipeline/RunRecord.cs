@@ -3,17 +3,57 @@ using System.Text.Json.Serialization;
 
 namespace Fer.Flow.Pipeline;
 
-/// <summary>What happened to one node in a run, with the typed metrics its output reported.</summary>
-public sealed record StageReport(string Stage, string Kind, string Fingerprint, string Status, double Seconds, IReadOnlyDictionary<string, long> Rows)
+/// <summary>How a run stands: in run.json and every listing, as its lower-case name.</summary>
+[JsonConverter(typeof(LowerCaseEnumConverter<RunStatus>))]
+public enum RunStatus { Running, Finished, Failed, Cancelled, Interrupted, Unknown }
+
+/// <summary>What a node's run did with the cache: served its entry, computed a new one, or computed the volatile report.</summary>
+[JsonConverter(typeof(LowerCaseEnumConverter<StageOutcome>))]
+public enum StageOutcome { Hit, Miss, Volatile }
+
+/// <summary>Enums in run.json, listings and logs as their lower-case names ("finished", "hit").</summary>
+public sealed class LowerCaseEnumConverter<T>() : JsonStringEnumConverter<T>(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false) where T : struct, Enum;
+
+public static class StatusText
 {
-    /// <summary>The CLR name of the metrics record (e.g. MemberMetrics), so readers pick entries by type.</summary>
+    public static string Text(this RunStatus status) => JsonNamingPolicy.SnakeCaseLower.ConvertName(status.ToString());
+    public static string Text(this StageOutcome outcome) => JsonNamingPolicy.SnakeCaseLower.ConvertName(outcome.ToString());
+}
+
+/// <summary>
+/// The name a metrics record is stored under in run.json (its type's name unless the type says otherwise), so readers
+/// pick entries by type and a renamed C# type keeps reading the runs written before.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class)]
+public sealed class MetricsNameAttribute(string name) : Attribute
+{
+    public string Name { get; } = name;
+
+    public static string Of(Type metrics) =>
+        (metrics.GetCustomAttributes(typeof(MetricsNameAttribute), false).FirstOrDefault() as MetricsNameAttribute)?.Name ?? metrics.Name;
+}
+
+/// <summary>What happened to one node in a run, with the typed metrics its output reported.</summary>
+public sealed record StageReport(string Stage, string Kind, string Fingerprint, StageOutcome Status, double Seconds, IReadOnlyDictionary<string, long> Rows)
+{
+    /// <summary>The metrics record's stored name (<see cref="MetricsNameAttribute"/>), so readers pick entries by type.</summary>
     public string? MetricsType { get; init; }
     public JsonElement? Metrics { get; init; }
+
+    /// <summary>The report's metrics, typed: their stored name and their JSON.</summary>
+    public static StageReport With(StageReport report, object? metrics) => metrics is null ? report : report with
+    {
+        MetricsType = MetricsNameAttribute.Of(metrics.GetType()),
+        Metrics = JsonSerializer.SerializeToElement(metrics, metrics.GetType(), RunRecord.Json),
+    };
+
+    /// <summary>Whether this node reported metrics of type T.</summary>
+    public bool Reports<T>() => MetricsType == MetricsNameAttribute.Of(typeof(T));
 
     /// <summary>The metrics as T, or null when they are of another type or damaged (a hand-edited run.json).</summary>
     public T? MetricsAs<T>() where T : class
     {
-        if (MetricsType != typeof(T).Name || Metrics is not { } m) return null;
+        if (!Reports<T>() || Metrics is not { } m) return null;
         try { return m.Deserialize<T>(RunRecord.Json); }
         catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException or ArgumentException) { return null; }
     }
@@ -36,8 +76,7 @@ public sealed record RunRecord
     public SortedDictionary<string, string> Versions { get; init; } = [];
     public DateTime StartedUtc { get; init; }
     public DateTime? FinishedUtc { get; init; }
-    /// <summary>running, finished, failed, cancelled</summary>
-    public string Status { get; init; } = "running";
+    public RunStatus Status { get; init; } = RunStatus.Running;
     public string? Error { get; init; }
     public string? FailedStage { get; init; }
     public List<StageReport> Stages { get; init; } = [];
@@ -84,7 +123,7 @@ public sealed record RunRecord
             // JSON nulls override the initialisers: a damaged record is read as none rather than trusted.
             if (record is null || record.RunId is null || record.Flow is null || record.Command is null || record.Parameters is null
                 || record.Sets is null || record.Settings is null || record.InputHashes is null || record.Versions is null
-                || record.Stages is null || record.Stages.Any(s => s is null || s.Stage is null || s.Rows is null) || record.Status is null)
+                || record.Stages is null || record.Stages.Any(s => s is null || s.Stage is null || s.Rows is null))
                 return null;
             return record;
         }

@@ -105,6 +105,41 @@ public static class SettingsSchema
 }
 
 /// <summary>
+/// The one place a value a flow gives (a script's int, float or text, a --set text) becomes a setting's, parameter's
+/// or hyperparameter's type: text is read culture-invariantly, numbers widen but never narrow silently, enums match
+/// their snake_case or C# name.
+/// </summary>
+public static class SettingValue
+{
+    /// <summary>The value as <paramref name="t"/>, or null when it does not convert; an integer too large for an int is an OverflowException.</summary>
+    public static object? Convert(object value, Type t) => (value, t) switch
+    {
+        (string s, _) when t == typeof(string) => s,
+        (string s, _) when t == typeof(long) => long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l) ? l : null,
+        (string s, _) when t == typeof(int) => long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l) ? Narrow(l) : null,
+        (string s, _) when t == typeof(double) => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d : null,
+        (string s, _) when t == typeof(bool) => bool.TryParse(s, out var b) ? b : null,
+        (string s, _) when t.IsEnum => Enum.GetNames(t).FirstOrDefault(n => SettingsSchema.SnakeCase(n) == s.Trim().ToLowerInvariant() || n.Equals(s.Trim(), StringComparison.OrdinalIgnoreCase)) is { } n ? Enum.Parse(t, n) : null,
+        (int i, _) when t == typeof(long) => (long)i,
+        (long l, _) when t == typeof(long) => l,
+        (int i, _) when t == typeof(int) => i,
+        (long l, _) when t == typeof(int) => Narrow(l),
+        (int i, _) when t == typeof(double) => (double)i,
+        (long l, _) when t == typeof(double) => (double)l,
+        (double d, _) when t == typeof(double) => d,
+        (float f, _) when t == typeof(double) => (double)f,
+        (bool b, _) when t == typeof(bool) => b,
+        _ when t.IsInstanceOfType(value) => value,
+        _ => null,
+    };
+
+    private static object Narrow(long l) => l is >= int.MinValue and <= int.MaxValue ? (int)l : throw new OverflowException();
+
+    /// <summary>A number as a double (a model's hyperparameter), or null when it is not one.</summary>
+    public static double? Number(object value) => Convert(value, typeof(double)) as double?;
+}
+
+/// <summary>
 /// Binds a stage's settings record once, at plan time, from its defaults, the script's values and --set text:
 /// types are converted without narrowing, ranges, choices and patterns are checked, and an unknown name is an
 /// error listing the known ones. Works for C# records with init properties and for F# records (constructor).
@@ -140,32 +175,15 @@ public static class SettingsBinder
 
     internal static object Coerce(SettingInfo info, object value, string owner)
     {
-        var t = info.Type;
-        object? result = (value, t) switch
+        try
         {
-            (string s, _) when t == typeof(string) => s,
-            (string s, _) when t == typeof(long) => long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l) ? l : null,
-            (string s, _) when t == typeof(int) => long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l) ? Narrow(l) : null,
-            (string s, _) when t == typeof(double) => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d : null,
-            (string s, _) when t == typeof(bool) => bool.TryParse(s, out var b) ? b : null,
-            (string s, _) when t.IsEnum => Enum.GetNames(t).FirstOrDefault(n => SettingsSchema.SnakeCase(n) == s.Trim().ToLowerInvariant() || n.Equals(s.Trim(), StringComparison.OrdinalIgnoreCase)) is { } n ? Enum.Parse(t, n) : null,
-            (int i, _) when t == typeof(long) => (long)i,
-            (long l, _) when t == typeof(long) => l,
-            (int i, _) when t == typeof(int) => i,
-            (long l, _) when t == typeof(int) => Narrow(l),
-            (int i, _) when t == typeof(double) => (double)i,
-            (long l, _) when t == typeof(double) => (double)l,
-            (double d, _) when t == typeof(double) => d,
-            (float f, _) when t == typeof(double) => (double)f,
-            (bool b, _) when t == typeof(bool) => b,
-            _ when t.IsInstanceOfType(value) => value,
-            _ => null,
-        };
-        return result ?? throw new FlowDefinitionException(
-            $"{owner}: {info.Name} expects {info.Allowed}, got {Describe(value)}");
-
-        object? Narrow(long l) => l is >= int.MinValue and <= int.MaxValue ? (int)l
-            : throw new FlowDefinitionException($"{owner}: {info.Name} expects {info.Allowed} that fits in 32 bits, got {l}");
+            return SettingValue.Convert(value, info.Type) ?? throw new FlowDefinitionException(
+                $"{owner}: {info.Name} expects {info.Allowed}, got {Describe(value)}");
+        }
+        catch (OverflowException)
+        {
+            throw new FlowDefinitionException($"{owner}: {info.Name} expects {info.Allowed} that fits in 32 bits, got {SettingsSchema.Canonical(value)}");
+        }
     }
 
     private static void Validate(SettingInfo info, object? value, string owner)

@@ -1,4 +1,3 @@
-using System.Globalization;
 using Fer.Core.Models;
 using Fer.Flow.Pipeline;
 
@@ -68,15 +67,12 @@ public static class FlowScript
         T value = defaultValue;
         if (c.Overrides.TryGetValue(name, out var text))
         {
-            object? parsed = defaultValue switch
-            {
-                int => int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var i) ? i : null,
-                long => long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l) ? l : null,
-                double => double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d) ? d : null,
-                bool => bool.TryParse(text, out var b) ? b : null,
-                string => text,
-                _ => throw new FlowDefinitionException($"parameter '{name}': unsupported type {typeof(T).Name}"),
-            };
+            if (defaultValue is not (int or long or double or bool or string))
+                throw new FlowDefinitionException($"parameter '{name}': unsupported type {typeof(T).Name}");
+            object? parsed;
+            try { parsed = SettingValue.Convert(text, typeof(T)); }
+            catch (OverflowException) { parsed = null; }
+            if (parsed is double d && !double.IsFinite(d)) parsed = null;
             if (parsed is null)
                 throw new FlowDefinitionException(
                     $"--set {name}={text}: parameter '{name}' expects {TypeText(typeof(T))} (default {SettingsSchema.Canonical(defaultValue)})");
@@ -99,7 +95,7 @@ public static class FlowScript
     /// <summary>One train-member node per member (train.NAME); the shared settings apply to each unless it sets its own.</summary>
     public static FlowItem Train(IEnumerable<MemberSpec> members, IEnumerable<Setting> shared)
     {
-        var stage = Current.Stages.Get("train-member");
+        var stage = Current.Stages.Get(Stages.TrainMemberStage.KindName);
         var common = shared.ToList();
         var nodes = members.Select(m =>
         {
@@ -131,11 +127,8 @@ public static class FlowScript
         Func<int, int, IReadOnlyDictionary<string, double>, FerModel> create)
     {
         var c = Current;
-        var hyper = hyperparameters.ToDictionary(h => h.Key, h => h.Value switch
-        {
-            double d => d, int i => i, long l => l, float f => f,
-            _ => throw new FlowDefinitionException($"model {name}: hyperparameter {h.Key} must be a number, got {h.Value}"),
-        }, StringComparer.Ordinal);
+        var hyper = hyperparameters.ToDictionary(h => h.Key, h => (h.Value is string ? null : SettingValue.Number(h.Value))
+            ?? throw new FlowDefinitionException($"model {name}: hyperparameter {h.Key} must be a number, got {h.Value}"), StringComparer.Ordinal);
         try { c.Models = c.Models.With(new ModelEntry(name, family, hyper, create, c.ScriptHash)); }
         catch (ArgumentException e) { throw new FlowDefinitionException(e.Message); }
     }

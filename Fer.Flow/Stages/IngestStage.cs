@@ -9,7 +9,7 @@ public sealed record IngestSettings
 {
     [Description("Kaggle fer2013.csv or course train.csv; empty: built-in synthetic faces")] public string Train { get; init; } = "";
     [Description("Course test.csv (id,feature), optional")] public string Test { get; init; } = "";
-    [Description("fail: stop at the first bad row; skip: skip bad rows and log them"), AllowedValues("fail", "skip")] public string OnError { get; init; } = "fail";
+    [Description("fail: stop at the first bad row; skip: skip bad rows and log them")] public OnBadRow OnError { get; init; } = OnBadRow.Fail;
     [Description("Synthetic faces to generate (when train is empty)"), Range(1.0, 10_000_000.0)] public long Count { get; init; } = 3000;
     [Description("Seed of the synthetic faces")] public int Seed { get; init; }
     [Description("Share of synthetic faces held out as a labelled test set"), Range(0.0, 1.0, MaximumIsExclusive = true)] public double TestFraction { get; init; } = 0.1;
@@ -54,7 +54,7 @@ public sealed class IngestStage : Stage<NoInputs, IngestSettings, RawFaces>
         }
         else
         {
-            var options = new FerCsvReadOptions(s.OnError == "skip" ? OnBadRow.Skip : OnBadRow.Fail);
+            var options = new FerCsvReadOptions(s.OnError);
             faces = Read(ctx, s.Train, options);
             if (s.Test.Length > 0)
             {

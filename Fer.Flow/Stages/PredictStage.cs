@@ -27,10 +27,29 @@ public sealed record ClassificationMetrics(double Accuracy, double MacroF1, stri
 /// <summary>One member as the ensemble judged it.</summary>
 public sealed record MemberEvaluation(double Weight, double ValidAccuracyTta, double? TestAccuracy, ClassificationMetrics Valid);
 
-public sealed record EnsembleMetrics(IReadOnlyList<string> Members, IReadOnlyDictionary<string, double> Weights, bool FlipTta,
-    double ValidAccuracy, double ValidNll, double EqualWeightValidAccuracy, double EqualWeightValidNll, string BestMember,
-    double BestMemberValidAccuracy, bool FellBackToBestMember, string Explanation, ClassificationMetrics Valid, ClassificationMetrics? Test,
-    string ConfusionMember, bool Submission, IReadOnlyDictionary<string, MemberEvaluation> PerMember);
+/// <summary>
+/// The ensemble as predict fitted and judged it (metrics.json and run.json; read back by fer runs, compare, predict). Named
+/// properties with defaults, so a run.json that lacks one (written by an older Fer, or edited) still reads.
+/// </summary>
+public sealed record EnsembleMetrics
+{
+    public IReadOnlyList<string> Members { get; init; } = [];
+    public IReadOnlyDictionary<string, double> Weights { get; init; } = new Dictionary<string, double>();
+    public bool FlipTta { get; init; }
+    public double ValidAccuracy { get; init; }
+    public double ValidNll { get; init; }
+    public double EqualWeightValidAccuracy { get; init; }
+    public double EqualWeightValidNll { get; init; }
+    public string BestMember { get; init; } = "";
+    public double BestMemberValidAccuracy { get; init; }
+    public bool FellBackToBestMember { get; init; }
+    public string Explanation { get; init; } = "";
+    public ClassificationMetrics Valid { get; init; } = new(0, 0, "", "", new Dictionary<string, ClassScores>());
+    public ClassificationMetrics? Test { get; init; }
+    public string ConfusionMember { get; init; } = "";
+    public bool Submission { get; init; }
+    public IReadOnlyDictionary<string, MemberEvaluation> PerMember { get; init; } = new Dictionary<string, MemberEvaluation>();
+}
 
 /// <summary>The fitted ensemble's predictions: confusion figures, the submission and probabilities, and metrics.</summary>
 public sealed record EnsemblePrediction(FigureFile ConfusionValid, FigureFile ConfusionMember, FigureFile? ConfusionTest,
@@ -74,34 +93,12 @@ public sealed class PredictStage : Stage<PredictInputs, PredictSettings, Ensembl
         var testProbs = new List<float[]>();
         foreach (var member in members)
         {
-            using var model = member.Load(ctx.Models, c, valid.Side, ctx.Run.Device);
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            float[] pv, pt;
-            using (var row = ctx.Run.Progress.Start($"predict {member.Member}"))
-            {
-                int total = valid.Count + test.Count;
-                IProgress<int> Counting(int before) => new InlineProgress<int>(done =>
-                {
-                    int images = before + done;
-                    if (row.Report($"predict {member.Member}: {images:N0}/{total:N0} images, {images / Math.Max(1e-3, clock.Elapsed.TotalSeconds):0} images/s", images, total))
-                        ctx.Log.Debug("Progress predicting {Model}: {ImagesDone}/{Images} images", member.Member, images, total);
-                });
-                pv = Predictor.PredictProbabilities(model, valid, ctx.Run.Device, s.FlipTta, s.BatchSize, ctx.CancellationToken, Counting(0));
-                pt = test.Count > 0 ? Predictor.PredictProbabilities(model, test, ctx.Run.Device, s.FlipTta, s.BatchSize, ctx.CancellationToken, Counting(valid.Count)) : [];
-            }
-            ctx.Log.Information("Member {Model} predicted {Images} images in {Seconds:0.00} s (flip TTA {FlipTta})",
-                member.Member, valid.Count + test.Count, clock.Elapsed.TotalSeconds, s.FlipTta);
+            var (pv, pt) = PredictMember(ctx, s, member, valid, test);
             validProbs.Add(pv);
             testProbs.Add(pt);
         }
-
-        var fit = EnsembleWeights.Fit(validProbs, valid.Labels, c);
+        var fit = FitWeights(ctx, members, validProbs, valid.Labels, c);
         var weights = members.Select((m, i) => (m.Member, fit.Weights[i])).ToDictionary(x => x.Member, x => x.Item2);
-        // The fallback is said first, so the weights logged next read as the ones used, not the ones fitted.
-        if (fit.FellBackToBestMember)
-            ctx.Log.Warning("Ensemble fell back to the best member: {Explanation}", fit.Explanation);
-        ctx.Log.Information("Ensemble weights used {Weights}: valid accuracy {EnsembleValidAccuracy:0.0000} (NLL {ValidNll:0.0000}); equal weights {EqualWeightAccuracy:0.0000}; best member {BestMember} {BestMemberAccuracy:0.0000}",
-            SettingsSchema.Pairs(weights.Select(kv => KeyValuePair.Create(kv.Key, Math.Round(kv.Value, 4)))), fit.ValidAccuracy, fit.ValidNll, fit.EqualWeightAccuracy, members[fit.BestMember].Member, fit.BestMemberAccuracy);
 
         var ensembleValid = EnsembleWeights.Combine(validProbs, fit.Weights, c);
         var validReport = ClassificationReport.Compute(valid.Labels, EnsembleWeights.ArgMax(ensembleValid, c), classes);
@@ -109,50 +106,88 @@ public sealed class PredictStage : Stage<PredictInputs, PredictSettings, Ensembl
             Test: test.Count > 0 && test.HasLabels ? ClassificationReport.Compute(test.Labels, EnsembleWeights.ArgMax(testProbs[i], c), classes) : null)).ToList();
         // A named member exists: the planner checked it against the flow's members (CheckBound).
         var chosen = s.ConfusionMember is { Length: > 0 } named ? named : members[fit.BestMember].Member;
-
-        var confusionValid = ctx.Figure("confusion_ensemble_valid.png");
-        ConfusionMatrixFigure.SavePng(confusionValid.Path, validReport, "Ensemble, validation set");
-        ConfusionMatrixFigure.SaveCsv(ctx.PublishPath("confusion_ensemble_valid.csv"), validReport);
-        var chosenReport = memberReports.First(r => r.Member == chosen).Valid;
-        var confusionMember = ctx.Figure($"confusion_{chosen}_valid.png");
-        ConfusionMatrixFigure.SavePng(confusionMember.Path, chosenReport, $"{chosen}, validation set");
-        ConfusionMatrixFigure.SaveCsv(ctx.PublishPath($"confusion_{chosen}_valid.csv"), chosenReport);
+        var confusionValid = Confusion(ctx, "confusion_ensemble_valid", validReport, "Ensemble, validation set");
+        var confusionMember = Confusion(ctx, $"confusion_{chosen}_valid", memberReports.First(r => r.Member == chosen).Valid, $"{chosen}, validation set");
 
         ClassificationReport? testReport = null;
         FigureFile? confusionTest = null;
         DataFile? submission = null;
         var probabilities = new DataFile(ctx.PublishPath("probabilities.parquet"));
+        var tables = new List<PredictionSplit> { new("valid", valid.Ids, valid.Labels, ensembleValid) };
         if (test.Count > 0)
         {
             var ensembleTest = EnsembleWeights.Combine(testProbs, fit.Weights, c);
             var predicted = EnsembleWeights.ArgMax(ensembleTest, c);
             submission = new DataFile(ctx.PublishPath("predictions.csv"));
             SubmissionFile.Write(submission.Path, test.Ids, predicted);
-            await PredictionTable.WriteAsync(probabilities.Path, classes,
-                [new PredictionSplit("valid", valid.Ids, valid.Labels, ensembleValid), new PredictionSplit("test", test.Ids, test.Labels, ensembleTest)], ctx.CancellationToken);
+            tables.Add(new("test", test.Ids, test.Labels, ensembleTest));
             if (test.HasLabels)
             {
                 testReport = ClassificationReport.Compute(test.Labels, predicted, classes);
-                confusionTest = ctx.Figure("confusion_ensemble_test.png");
-                ConfusionMatrixFigure.SavePng(confusionTest.Path, testReport, "Ensemble, test set");
-                ConfusionMatrixFigure.SaveCsv(ctx.PublishPath("confusion_ensemble_test.csv"), testReport);
+                confusionTest = Confusion(ctx, "confusion_ensemble_test", testReport, "Ensemble, test set");
             }
             ctx.Log.Information("Wrote the submission file for {TestRows} test images{TestAccuracy}", test.Count,
                 testReport is null ? "" : $"; test accuracy {testReport.Accuracy:0.0000}");
         }
-        else
-        {
-            await PredictionTable.WriteAsync(probabilities.Path, classes, [new PredictionSplit("valid", valid.Ids, valid.Labels, ensembleValid)], ctx.CancellationToken);
-            ctx.Log.Information("The data has no test set: validation predicted, no submission file written");
-        }
+        else ctx.Log.Information("The data has no test set: validation predicted, no submission file written");
+        await PredictionTable.WriteAsync(probabilities.Path, classes, tables, ctx.CancellationToken);
         ctx.Rows["valid"] = valid.Count;
         ctx.Rows["test"] = test.Count;
 
-        var metrics = new EnsembleMetrics(members.Select(m => m.Member).ToList(), weights, s.FlipTta, fit.ValidAccuracy, fit.ValidNll,
-            fit.EqualWeightAccuracy, fit.EqualWeightNll, members[fit.BestMember].Member, fit.BestMemberAccuracy, fit.FellBackToBestMember,
-            fit.Explanation, ClassificationMetrics.From(validReport), testReport is null ? null : ClassificationMetrics.From(testReport), chosen,
-            submission is not null,
-            memberReports.ToDictionary(r => r.Member, r => new MemberEvaluation(weights[r.Member], r.Valid.Accuracy, r.Test?.Accuracy, ClassificationMetrics.From(r.Valid))));
+        var metrics = new EnsembleMetrics
+        {
+            Members = [.. members.Select(m => m.Member)], Weights = weights, FlipTta = s.FlipTta,
+            ValidAccuracy = fit.ValidAccuracy, ValidNll = fit.ValidNll, EqualWeightValidAccuracy = fit.EqualWeightAccuracy, EqualWeightValidNll = fit.EqualWeightNll,
+            BestMember = members[fit.BestMember].Member, BestMemberValidAccuracy = fit.BestMemberAccuracy,
+            FellBackToBestMember = fit.FellBackToBestMember, Explanation = fit.Explanation,
+            Valid = ClassificationMetrics.From(validReport), Test = testReport is null ? null : ClassificationMetrics.From(testReport),
+            ConfusionMember = chosen, Submission = submission is not null,
+            PerMember = memberReports.ToDictionary(r => r.Member, r => new MemberEvaluation(weights[r.Member], r.Valid.Accuracy, r.Test?.Accuracy, ClassificationMetrics.From(r.Valid))),
+        };
         return new EnsemblePrediction(confusionValid, confusionMember, confusionTest, submission, probabilities, metrics);
+    }
+
+    /// <summary>One member's class probabilities on the validation and test images (flip TTA when set), with progress.</summary>
+    private static (float[] Valid, float[] Test) PredictMember(StageContext ctx, PredictSettings s, TrainedMember member, FaceSet valid, FaceSet test)
+    {
+        using var model = member.Load(ctx.Models, valid.ClassNames.Count, valid.Side, ctx.Run.Device);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        float[] pv, pt;
+        using (var row = ctx.Run.Progress.Start($"predict {member.Member}"))
+        {
+            int total = valid.Count + test.Count;
+            IProgress<int> Counting(int before) => new InlineProgress<int>(done =>
+            {
+                int images = before + done;
+                if (row.Report($"predict {member.Member}: {images:N0}/{total:N0} images, {images / Math.Max(1e-3, clock.Elapsed.TotalSeconds):0} images/s", images, total))
+                    ctx.Log.Debug("Progress predicting {Model}: {ImagesDone}/{Images} images", member.Member, images, total);
+            });
+            pv = Predictor.PredictProbabilities(model, valid, ctx.Run.Device, s.FlipTta, s.BatchSize, ctx.CancellationToken, Counting(0));
+            pt = test.Count > 0 ? Predictor.PredictProbabilities(model, test, ctx.Run.Device, s.FlipTta, s.BatchSize, ctx.CancellationToken, Counting(valid.Count)) : [];
+        }
+        ctx.Log.Information("Member {Model} predicted {Images} images in {Seconds:0.00} s (flip TTA {FlipTta})",
+            member.Member, valid.Count + test.Count, clock.Elapsed.TotalSeconds, s.FlipTta);
+        return (pv, pt);
+    }
+
+    /// <summary>The ensemble weights fitted on validation, logged (a fall-back to the best member first, so the weights logged read as those used).</summary>
+    private static EnsembleFit FitWeights(StageContext ctx, List<TrainedMember> members, List<float[]> validProbs, int[] labels, int classes)
+    {
+        var fit = EnsembleWeights.Fit(validProbs, labels, classes);
+        if (fit.FellBackToBestMember)
+            ctx.Log.Warning("Ensemble fell back to the best member: {Explanation}", fit.Explanation);
+        ctx.Log.Information("Ensemble weights used {Weights}: valid accuracy {EnsembleValidAccuracy:0.0000} (NLL {ValidNll:0.0000}); equal weights {EqualWeightAccuracy:0.0000}; best member {BestMember} {BestMemberAccuracy:0.0000}",
+            SettingsSchema.Pairs(members.Select((m, i) => KeyValuePair.Create(m.Member, Math.Round(fit.Weights[i], 4)))), fit.ValidAccuracy, fit.ValidNll,
+            fit.EqualWeightAccuracy, members[fit.BestMember].Member, fit.BestMemberAccuracy);
+        return fit;
+    }
+
+    /// <summary>A confusion matrix as a figure (NAME.png) and a published table (NAME.csv).</summary>
+    private static FigureFile Confusion(StageContext ctx, string name, ClassificationReport report, string title)
+    {
+        var figure = ctx.Figure($"{name}.png");
+        ConfusionMatrixFigure.SavePng(figure.Path, report, title);
+        ConfusionMatrixFigure.SaveCsv(ctx.PublishPath($"{name}.csv"), report);
+        return figure;
     }
 }

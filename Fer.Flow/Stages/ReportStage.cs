@@ -182,7 +182,7 @@ public static class ReportBuilder
         List<StageReport> completed;
         lock (run.Completed) completed = [.. run.Completed];
         foreach (var st in completed)
-            h.Append($"<tr><td>{E(st.Stage)}</td><td>{E(st.Status)}</td><td>{st.Seconds.ToString("0.00", Inv)}</td><td>{E(string.Join(", ", st.Rows.Select(kv => $"{kv.Key}={kv.Value}")))}</td></tr>");
+            h.Append($"<tr><td>{E(st.Stage)}</td><td>{E(st.Status.Text())}</td><td>{st.Seconds.ToString("0.00", Inv)}</td><td>{E(string.Join(", ", st.Rows.Select(kv => $"{kv.Key}={kv.Value}")))}</td></tr>");
         var total = record is null ? 0 : (DateTime.UtcNow - record.StartedUtc).TotalSeconds;
         h.Append($"<tr class=\"total\"><td>total so far</td><td></td><td>{total.ToString("0.0", Inv)}</td><td></td></tr></table></section>");
         h.Append("</body></html>");

@@ -11,10 +11,12 @@ public sealed record SplitSettings
     public double ValidFraction { get; init; } = 0.1;
     [Description("Seed of the split")] public int Seed { get; init; }
     [Description("Split rows independently after flipping (the seed report's mistake)")] public bool Leaky { get; init; }
-    [Description("random: stratified split of the training rows; usage: Kaggle's Training/PublicTest/PrivateTest; auto: usage when the data has PublicTest rows"),
-     AllowedValues("auto", "random", "usage")]
-    public string Mode { get; init; } = "auto";
+    [Description("random: stratified split of the training rows; usage: Kaggle's Training/PublicTest/PrivateTest; auto: usage when the data has PublicTest rows")]
+    public SplitChoice Mode { get; init; } = SplitChoice.Auto;
 }
+
+/// <summary>How the split divides the data: <see cref="SplitMode"/>, or chosen from the data (auto).</summary>
+public enum SplitChoice { Auto, Random, Usage }
 
 public sealed record SplitMetrics(string Mode, bool Leaky, double ValidFraction, long Train, long Valid, long Test, long TwinsAcrossSplit);
 
@@ -37,8 +39,8 @@ public sealed class SplitStage : Stage<TrainingFaces, SplitSettings, SplitFaces>
         var faces = await training.Faces.ReadAsync(ctx.CancellationToken);
         var mode = s.Mode switch
         {
-            "usage" => SplitMode.Usage,
-            "random" => SplitMode.Random,
+            SplitChoice.Usage => SplitMode.Usage,
+            SplitChoice.Random => SplitMode.Random,
             _ => faces.Usage.Contains(FaceUsage.PublicTest) ? SplitMode.Usage : SplitMode.Random,
         };
         var split = FaceSplitter.Split(faces, new SplitOptions(s.ValidFraction, s.Seed, s.Leaky, mode));

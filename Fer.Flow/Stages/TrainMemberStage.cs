@@ -1,6 +1,5 @@
 using System.ComponentModel;
 using System.ComponentModel.DataAnnotations;
-using System.Globalization;
 using Fer.Core.Models;
 using Fer.Core.Plots;
 using Fer.Core.Training;
@@ -75,7 +74,8 @@ public sealed record TrainedMember(string Member, string Model, ModelFamily Fami
 /// </summary>
 public sealed class TrainMemberStage : Stage<SplitFaces, MemberSettings, TrainedMember>
 {
-    public override string Kind => "train-member";
+    public const string KindName = "train-member";
+    public override string Kind => KindName;
 
     public override object BindSettings(IReadOnlyDictionary<string, object> given, string owner, PlanScope scope)
     {
@@ -88,12 +88,8 @@ public sealed class TrainMemberStage : Stage<SplitFaces, MemberSettings, Trained
         foreach (var (key, value) in given)
         {
             if (!entry.Hyperparameters.ContainsKey(key)) { rest[key] = value; continue; }
-            hyper[key] = value switch
-            {
-                double d => d, int i => i, long l => l, float f => f,
-                string s when double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) => d,
-                _ => throw new FlowDefinitionException($"{owner}: hyperparameter {key} of model {modelName} expects a number, got '{value}'"),
-            };
+            hyper[key] = SettingValue.Number(value)
+                ?? throw new FlowDefinitionException($"{owner}: hyperparameter {key} of model {modelName} expects a number, got '{value}'");
         }
         MemberSettings settings;
         try { settings = (MemberSettings)SettingsBinder.Bind(typeof(MemberSettings), null, rest, owner); }

@@ -18,14 +18,14 @@ public class AuditCommandTests
         log.Dispose();
         new RunRecord
         {
-            RunId = id, Flow = "tiny", Command = "fer run tiny.fsx", Status = status,
+            RunId = id, Flow = "tiny", Command = "fer run tiny.fsx", Status = Enum.Parse<RunStatus>(status, ignoreCase: true),
             StartedUtc = new DateTime(2026, 11, 28, 10, 0, 0, DateTimeKind.Utc),
             FinishedUtc = status == "running" ? null : new DateTime(2026, 11, 28, 10, 1, 30, DateTimeKind.Utc),
             Parameters = new() { ["seed"] = "3" },
             Error = status == "failed" ? "stage predict: boom" : null, FailedStage = status == "failed" ? "predict" : null,
             Stages =
             [
-                new StageReport("ingest", "ingest", "abc", "miss", 1.25, new Dictionary<string, long> { ["rows"] = 420 }),
+                new StageReport("ingest", "ingest", "abc", StageOutcome.Miss, 1.25, new Dictionary<string, long> { ["rows"] = 420 }),
                 Report("train.cnn", "train-member", new Fer.Flow.Stages.MemberMetrics("seed-cnn", Fer.Core.Models.ModelFamily.Convolutional, 10, 3, 2, 0.5, 1.2, 9, 100, false, 0, new Dictionary<string, double>())),
                 .. accuracy is null ? Array.Empty<StageReport>() : [Report("predict", "predict", new { valid_accuracy = accuracy.Value }, nameof(Fer.Flow.Stages.EnsembleMetrics))],
             ],
@@ -34,7 +34,7 @@ public class AuditCommandTests
     }
 
     private static StageReport Report(string node, string kind, object metrics, string? type = null) =>
-        new(node, kind, "f" + node, "miss", 2, new Dictionary<string, long>())
+        new(node, kind, "f" + node, StageOutcome.Miss, 2, new Dictionary<string, long>())
         {
             MetricsType = type ?? metrics.GetType().Name,
             Metrics = System.Text.Json.JsonSerializer.SerializeToElement(metrics, metrics.GetType(), RunRecord.Json),
@@ -100,7 +100,7 @@ public class AuditCommandTests
         var errors = new StringWriter();
         Assert.Equal(0, AuditCommands.ShowLogs(new AuditCommands.LogQuery(dir.Path, null, null, null, null, false, false), TextWriter.Null, errors));
         Assert.Contains("interrupted", errors.ToString());
-        Assert.Equal("interrupted", RunCatalog.List(dir.Path).Single().Status);
+        Assert.Equal(RunStatus.Interrupted, RunCatalog.List(dir.Path).Single().Status);
     }
 
     [Fact]

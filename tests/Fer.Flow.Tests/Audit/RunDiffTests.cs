@@ -9,7 +9,7 @@ namespace Fer.Flow.Tests.Audit;
 public class RunDiffTests
 {
     private static StageReport Report(string node, object metrics) =>
-        new(node, node, "f" + node, "miss", 1.5, new Dictionary<string, long>())
+        new(node, node, "f" + node, StageOutcome.Miss, 1.5, new Dictionary<string, long>())
         {
             MetricsType = metrics.GetType().Name,
             Metrics = JsonSerializer.SerializeToElement(metrics, metrics.GetType(), RunRecord.Json),
@@ -85,7 +85,7 @@ public class RunDiffTests
         {
             var runDir = Path.Combine(dir.Path, "runs", id);
             Directory.CreateDirectory(runDir);
-            (Record(id, epochs, new string('a', 64), 0.5, 1) with { Status = "finished" }).Write(runDir);
+            (Record(id, epochs, new string('a', 64), 0.5, 1) with { Status = RunStatus.Finished }).Write(runDir);
         }
         var output = new StringWriter();
         Assert.Equal(0, RunsDiffCommand.Run(new RunsDiffCommand.DiffQuery(dir.Path, "latest~2", "latest", Json: true), output, TextWriter.Null));

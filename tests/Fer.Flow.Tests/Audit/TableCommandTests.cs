@@ -16,14 +16,14 @@ public class TableCommandTests
         var member = new Fer.Flow.Stages.MemberMetrics("seed-cnn", Fer.Core.Models.ModelFamily.Convolutional, 10, 3, 2, 0.5, 1.2, 9, 100, false, 0, new Dictionary<string, double>());
         new RunRecord
         {
-            RunId = id, Flow = "tiny", Command = "fer run tiny.fsx", Status = "finished",
+            RunId = id, Flow = "tiny", Command = "fer run tiny.fsx", Status = RunStatus.Finished,
             StartedUtc = new DateTime(2026, 11, 28, 10, 0, 0, DateTimeKind.Utc), FinishedUtc = new DateTime(2026, 11, 28, 10, 1, 30, DateTimeKind.Utc),
             Stages =
             [
-                new StageReport("ingest", "ingest", "abc", "hit", 1.25, new Dictionary<string, long> { ["rows"] = 420 }),
-                new StageReport("train.cnn", "train-member", "def", "miss", 9, new Dictionary<string, long>())
+                new StageReport("ingest", "ingest", "abc", StageOutcome.Hit, 1.25, new Dictionary<string, long> { ["rows"] = 420 }),
+                new StageReport("train.cnn", "train-member", "def", StageOutcome.Miss, 9, new Dictionary<string, long>())
                     { MetricsType = nameof(Fer.Flow.Stages.MemberMetrics), Metrics = JsonSerializer.SerializeToElement(member, RunRecord.Json) },
-                new StageReport("predict", "predict", "ghi", "miss", 2, new Dictionary<string, long>())
+                new StageReport("predict", "predict", "ghi", StageOutcome.Miss, 2, new Dictionary<string, long>())
                     { MetricsType = nameof(Fer.Flow.Stages.EnsembleMetrics), Metrics = JsonSerializer.SerializeToElement(new { valid_accuracy = accuracy }, RunRecord.Json) },
             ],
         }.Write(dir);

@@ -17,7 +17,7 @@ public class AuditHardeningTests
         log.ForContext("Stage", "ingest").Information("Read {Rows} rows of {File}", 420, "a.csv");
         log.ForContext("Stage", "train.cnn").Information("Epoch {Epoch} of {Model}", 1, "cnn");
         log.Dispose();
-        new RunRecord { RunId = id, Flow = "tiny", Command = "fer run tiny.fsx", Status = "finished", StartedUtc = DateTime.UtcNow }.Write(dir);
+        new RunRecord { RunId = id, Flow = "tiny", Command = "fer run tiny.fsx", Status = RunStatus.Finished, StartedUtc = DateTime.UtcNow }.Write(dir);
         return dir;
     }
 

@@ -121,12 +121,12 @@ public class FlowGraphTests
         var (runner1, _, plan1) = fake.Prepare(flow, parallel: 1);
         await runner1.RunAsync(plan1, RunMode.From, "m");
         Assert.Equal(1, serial.MostAtOnce);
-        Assert.Equal(["hit", "miss", "miss", "miss", "miss"], runner1.Reports.OrderBy(r => r.Stage == "a" ? 0 : r.Stage == "j" ? 2 : 1).Select(r => r.Status));
+        Assert.Equal(["hit", "miss", "miss", "miss", "miss"], runner1.Reports.OrderBy(r => r.Stage == "a" ? 0 : r.Stage == "j" ? 2 : 1).Select(r => r.Status.Text()));
 
         // --only one member: it alone is recomputed; its producer is loaded from the cache.
         var (runner2, _, plan2) = fake.Prepare(flow);
         await runner2.RunAsync(plan2, RunMode.Only, "m.two");
-        Assert.Equal(["a:hit", "m.two:miss"], runner2.Reports.Select(r => $"{r.Stage}:{r.Status}").Order());
+        Assert.Equal(["a:hit", "m.two:miss"], runner2.Reports.Select(r => $"{r.Stage}:{r.Status.Text()}").Order());
         fake.Dispose();
     }
 

@@ -10,9 +10,9 @@ public class FlowRunnerTests
     {
         using var flow = new FakeFlow();
         var first = await flow.RunAsync();
-        Assert.All(first.Reports, r => Assert.Equal("miss", r.Status));
+        Assert.All(first.Reports, r => Assert.Equal(StageOutcome.Miss, r.Status));
         var second = await flow.RunAsync();
-        Assert.All(second.Reports, r => Assert.Equal("hit", r.Status));
+        Assert.All(second.Reports, r => Assert.Equal(StageOutcome.Hit, r.Status));
         Assert.All(flow.Stages, s => Assert.Equal(1, s.Runs));
     }
 
@@ -22,7 +22,7 @@ public class FlowRunnerTests
         using var flow = new FakeFlow();
         await flow.RunAsync();
         var runner = await flow.RunAsync(overrides: new() { ["b.n"] = "7" });
-        Assert.Equal(["hit", "miss", "miss"], runner.Reports.Select(r => r.Status));
+        Assert.Equal(["hit", "miss", "miss"], runner.Reports.Select(r => r.Status.Text()));
         Assert.Equal([1, 2, 2], flow.Stages.Select(s => s.Runs));
     }
 
@@ -45,7 +45,7 @@ public class FlowRunnerTests
         using var flow = new FakeFlow();
         await flow.RunAsync();
         var runner = await flow.RunAsync(RunMode.From, "b");
-        Assert.Equal(["hit", "miss", "miss"], runner.Reports.Select(r => r.Status));
+        Assert.Equal(["hit", "miss", "miss"], runner.Reports.Select(r => r.Status.Text()));
     }
 
     [Fact]
@@ -88,7 +88,7 @@ public class FlowRunnerTests
         var file = Path.Combine(context.Cache.EntryDir("b", plan.Nodes[1].Fingerprint), "out.txt");
         File.WriteAllText(file, "tampered!");
         var runner = await flow.RunAsync();
-        Assert.Equal(["hit", "miss", "hit"], runner.Reports.Select(r => r.Status));
+        Assert.Equal(["hit", "miss", "hit"], runner.Reports.Select(r => r.Status.Text()));
         Assert.Contains(flow.Sink.Rendered, m => m.Contains("damaged"));
         Assert.Equal("b(1)<a(1)<>>", File.ReadAllText(file));
     }
