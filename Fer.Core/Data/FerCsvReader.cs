@@ -141,27 +141,8 @@ public static class FerCsvReader
         int firstData = 1;
         while (firstData < lineStarts.Count && IsBlank(Line(bytes, lineStarts, firstData))) firstData++;
         if (firstData >= lineStarts.Count) throw new FerDataException(path, 0, "has a header but no data rows");
-        int side = 0;
-        for (int index = firstData; index < lineStarts.Count && side == 0; index++)
-        {
-            var line = Line(bytes, lineStarts, index);
-            if (IsBlank(line) || CountFields(line) != expectedFields) continue;
-            int count = CountPixels(FieldOf(line, 1));
-            int root = (int)Math.Round(Math.Sqrt(count));
-            if (count > 0 && root * root == count) side = root;
-        }
+        int side = ImageSide(path, bytes, lineStarts, firstData, expectedFields, options.OnBadRow);
         bool sizeKnown = side > 0;
-        if (!sizeKnown && options.OnBadRow == OnBadRow.Fail)
-        {
-            // No row gives a size: report the first data row, by its field count or its pixel count.
-            var line = Line(bytes, lineStarts, firstData);
-            int fields = CountFields(line);
-            int count = CountPixels(FieldOf(line, 1));
-            throw new FerDataException(path, firstData + 1,
-                fields != expectedFields ? $"row has {fields} fields, expected {expectedFields} ({(fields > expectedFields ? "extra" : "missing")} column)"
-                : count == 0 ? "row has no pixels"
-                : $"row has {count} pixels, which is not a square image");
-        }
 
         // Each non-blank data line gets a slot in the output arrays up front, so parse jobs write their rows in place
         // (no per-chunk buffers to copy, nothing to move in a clean file). Without an id column a row's id is its
@@ -187,59 +168,14 @@ public static class FerCsvReader
         var rows = new RowArrays(slots, p);
         var parser = new RowParser(file, lineStarts, dataLines, slotOf, rows, format, expectedFields, classes.Count, side, endsWithNewline,
             stopAfterFirstError: options.OnBadRow == OnBadRow.Fail);
-        // Parse errors, kept as they arrive (in file order): the first one (strict), or the first few and a count per
-        // kind (skipping). Valid[slot] says which rows parsed.
-        var firstErrors = new List<SkippedRow>();
-        var byProblem = new Dictionary<string, long>(StringComparer.Ordinal);
-        long errorCount = 0;
-        var kindOf = new Dictionary<string, string>(StringComparer.Ordinal); // the same message recurs in a bad file
-        long rowsParsed = 0, fileLength = bytes.Length;
-        void Collect((int Rows, List<SkippedRow> Errors) chunk)
+        var errors = new ErrorTally();
+        long fileLength = bytes.Length;
+        ParseInParallel(parser, total, errors, options, ct, rowsParsed =>
         {
-            rowsParsed += chunk.Rows;
-            if (options.Progress is { } progress)
-            {
-                long bytesParsed = rowsParsed < total ? lineStarts[dataLines[(int)rowsParsed]] : fileLength;
-                progress.Report(new CsvReadProgress(path, rowsParsed, total, bytesParsed, fileLength, clock.Elapsed));
-            }
-            foreach (var error in chunk.Errors)
-            {
-                errorCount++;
-                if (firstErrors.Count < KeptSkippedRows) firstErrors.Add(error);
-                if (!kindOf.TryGetValue(error.Problem, out var key))
-                {
-                    key = ProblemKind(error.Problem);
-                    if (kindOf.Count < 4096) kindOf[error.Problem] = key;
-                }
-                byProblem[key] = byProblem.GetValueOrDefault(key) + 1;
-            }
-        }
-        var parse = new TransformBlock<(int From, int To), (int Rows, List<SkippedRow> Errors)>(range => (range.To - range.From, parser.Parse(range.From, range.To)),
-            new ExecutionDataflowBlockOptions
-            {
-                MaxDegreeOfParallelism = options.MaxDegreeOfParallelism > 0 ? options.MaxDegreeOfParallelism : Environment.ProcessorCount,
-                BoundedCapacity = 4 * Environment.ProcessorCount,
-                EnsureOrdered = true,
-                CancellationToken = ct,
-            });
-        var collect = new ActionBlock<(int Rows, List<SkippedRow> Errors)>(Collect, new ExecutionDataflowBlockOptions { CancellationToken = ct, BoundedCapacity = 4 * Environment.ProcessorCount });
-        parse.LinkTo(collect, new DataflowLinkOptions { PropagateCompletion = true });
-        try
-        {
-            for (int from = 0; from < total; from += LinesPerChunk)
-                parse.SendAsync((from, Math.Min(total, from + LinesPerChunk)), ct).GetAwaiter().GetResult();
-            parse.Complete();
-            collect.Completion.GetAwaiter().GetResult();
-        }
-        finally
-        {
-            // The jobs read the mapped file, which is unmapped when this method returns: none may outlive it, even
-            // when the read is cancelled (a cancelled block completes once its running jobs have finished).
-            parse.Complete();
-            try { parse.Completion.Wait(CancellationToken.None); }
-            catch (AggregateException) { } // the reason is already on its way out (cancellation)
-        }
-        ct.ThrowIfCancellationRequested();
+            long bytesParsed = rowsParsed < total ? lineStarts[dataLines[(int)rowsParsed]] : fileLength;
+            options.Progress?.Report(new CsvReadProgress(path, rowsParsed, total, bytesParsed, fileLength, clock.Elapsed));
+        });
+        var (firstErrors, byProblem, errorCount) = (errors.First, errors.ByProblem, errors.Count);
 
         // Compact in file order; duplicate ids by line. Errors came in file order (ordered chunks, each in line order);
         // a strict read reports the lowest bad line, a parse error or a duplicate id, whichever comes first.
@@ -296,6 +232,94 @@ public static class FerCsvReader
             SkippedCount = skippedCount,
             SkippedByProblem = new SortedDictionary<string, long>(byProblem, StringComparer.Ordinal),
         };
+    }
+
+    /// <summary>
+    /// The side of the images: the first well-formed data row's (right field count, square pixel count). When no row
+    /// gives one, a strict read reports the first data row by its field or pixel count; a skipping read gets 0 (every row bad).
+    /// </summary>
+    private static int ImageSide(string path, ReadOnlySpan<byte> bytes, List<int> lineStarts, int firstData, int expectedFields, OnBadRow onBadRow)
+    {
+        for (int index = firstData; index < lineStarts.Count; index++)
+        {
+            var line = Line(bytes, lineStarts, index);
+            if (IsBlank(line) || CountFields(line) != expectedFields) continue;
+            int count = CountPixels(FieldOf(line, 1));
+            int root = (int)Math.Round(Math.Sqrt(count));
+            if (count > 0 && root * root == count) return root;
+        }
+        if (onBadRow == OnBadRow.Skip) return 0;
+        var first = Line(bytes, lineStarts, firstData);
+        int fields = CountFields(first);
+        int pixels = CountPixels(FieldOf(first, 1));
+        throw new FerDataException(path, firstData + 1,
+            fields != expectedFields ? $"row has {fields} fields, expected {expectedFields} ({(fields > expectedFields ? "extra" : "missing")} column)"
+            : pixels == 0 ? "row has no pixels"
+            : $"row has {pixels} pixels, which is not a square image");
+    }
+
+    /// <summary>
+    /// Parse errors, kept as they arrive (in file order): the first one (strict), or the first few and a count per kind
+    /// (skipping).
+    /// </summary>
+    private sealed class ErrorTally
+    {
+        private readonly Dictionary<string, string> _kindOf = new(StringComparer.Ordinal); // the same message recurs in a bad file
+        public List<SkippedRow> First { get; } = [];
+        public Dictionary<string, long> ByProblem { get; } = new(StringComparer.Ordinal);
+        public long Count { get; private set; }
+
+        public void Add(SkippedRow error)
+        {
+            Count++;
+            if (First.Count < KeptSkippedRows) First.Add(error);
+            if (!_kindOf.TryGetValue(error.Problem, out var key))
+            {
+                key = ProblemKind(error.Problem);
+                if (_kindOf.Count < 4096) _kindOf[error.Problem] = key;
+            }
+            ByProblem[key] = ByProblem.GetValueOrDefault(key) + 1;
+        }
+    }
+
+    /// <summary>
+    /// Parses the data rows in chunks on the dataflow's workers, in order; reports the rows parsed after each chunk and
+    /// tallies the errors. Returns only once no job runs: the jobs read the mapped file, unmapped after the read.
+    /// </summary>
+    private static void ParseInParallel(RowParser parser, int total, ErrorTally errors, FerCsvReadOptions options, CancellationToken ct, Action<long> parsed)
+    {
+        long rowsParsed = 0;
+        var parse = new TransformBlock<(int From, int To), (int Rows, List<SkippedRow> Errors)>(range => (range.To - range.From, parser.Parse(range.From, range.To)),
+            new ExecutionDataflowBlockOptions
+            {
+                MaxDegreeOfParallelism = options.MaxDegreeOfParallelism > 0 ? options.MaxDegreeOfParallelism : Environment.ProcessorCount,
+                BoundedCapacity = 4 * Environment.ProcessorCount,
+                EnsureOrdered = true,
+                CancellationToken = ct,
+            });
+        var collect = new ActionBlock<(int Rows, List<SkippedRow> Errors)>(chunk =>
+        {
+            rowsParsed += chunk.Rows;
+            parsed(rowsParsed);
+            foreach (var error in chunk.Errors) errors.Add(error);
+        }, new ExecutionDataflowBlockOptions { CancellationToken = ct, BoundedCapacity = 4 * Environment.ProcessorCount });
+        parse.LinkTo(collect, new DataflowLinkOptions { PropagateCompletion = true });
+        try
+        {
+            for (int from = 0; from < total; from += LinesPerChunk)
+                parse.SendAsync((from, Math.Min(total, from + LinesPerChunk)), ct).GetAwaiter().GetResult();
+            parse.Complete();
+            collect.Completion.GetAwaiter().GetResult();
+        }
+        finally
+        {
+            // The jobs read the mapped file, which is unmapped when the read returns: none may outlive it, even
+            // when the read is cancelled (a cancelled block completes once its running jobs have finished).
+            parse.Complete();
+            try { parse.Completion.Wait(CancellationToken.None); }
+            catch (AggregateException) { } // the reason is already on its way out (cancellation)
+        }
+        ct.ThrowIfCancellationRequested();
     }
 
     // The hot methods are compiled fully optimised at once: a file is usually read once, so a parse should not start

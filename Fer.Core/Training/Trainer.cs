@@ -65,38 +65,11 @@ public sealed class Trainer
         Dictionary<string, Tensor>? best = null;
         int resumedFrom = 0;
 
-        var damaged = new List<(string Path, string Problem)>();
-        var found = o.CheckpointDir is null ? null : TrainingCheckpoint.TryLoadLatest(o.CheckpointDir, damaged);
-        _damagedCheckpoints = damaged;
-        if (found is { } checkpoint)
+        if (Resume(optimizer, fingerprint, history, ct) is { } resumed)
         {
-            var (state, path) = checkpoint;
-            if (state.Fingerprint != fingerprint)
-                throw new InvalidOperationException(
-                    $"checkpoint {path} belongs to a different run ({state.Fingerprint}); this run is ({fingerprint}). " +
-                    "Use another CheckpointDir or delete it to start afresh.");
-            try
-            {
-                // The best weights go through the model: load them, copy them out, then load the last epoch's.
-                _model.load(Path.Combine(path, TrainingCheckpoint.BestFile));
-                best = CloneWeights();
-                _model.load(Path.Combine(path, TrainingCheckpoint.ModelFile));
-                TrainingCheckpoint.LoadOptimizer(path, optimizer);
-                history.AddRange(Task.Run(() => TrainingHistoryStore.ReadAsync(Path.Combine(path, TrainingCheckpoint.HistoryFile), ct))
-                    .GetAwaiter().GetResult());
-                if (history.Count != state.Epoch)
-                    throw new InvalidDataException($"history has {history.Count} epochs, state says {state.Epoch}");
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                // Its files match their hashes yet do not load (written by another model or version): the model may be
-                // half loaded, so this Fit cannot go on; the checkpoint is set aside and the next run starts afresh.
-                var aside = TrainingCheckpoint.SetAside(path);
-                throw new InvalidDataException($"checkpoint {path} could not be loaded ({e.Message}); it was moved to {aside}, run again to train from scratch", e);
-            }
-            run = RunState.From(state);
-            resumedFrom = state.Epoch;
-            if (state.StoppedEarly || state.Epoch >= o.Epochs)
+            (run, best) = (resumed.Run, resumed.Best);
+            resumedFrom = run.Epoch;
+            if (run.StoppedEarly || run.Epoch >= o.Epochs)
                 return Finish(history, run, best, resumedFrom);
         }
         else if (o.NormalizeInput)
@@ -128,29 +101,8 @@ public sealed class Trainer
             history.Add(record);
             run.Epoch = epoch;
 
-            // Best epoch and early stopping (Keras EarlyStopping, min_delta 0).
-            double monitored = Monitored(record, valid.Count > 0);
-            bool improved = o.Monitor == EarlyStoppingMonitor.ValidLoss ? monitored < run.BestMonitor : monitored > run.BestMonitor;
-            if (improved)
-            {
-                run.BestMonitor = monitored; run.BestEpoch = epoch; run.EarlyStoppingWait = 0;
-                best = CopyWeightsInto(best);
-            }
-            else run.EarlyStoppingWait++;
-            bool stop = o.EarlyStoppingPatience is { } patience && run.EarlyStoppingWait >= patience && epoch < o.Epochs;
-
-            // Learning rate on plateau of the validation loss (Keras ReduceLROnPlateau, min_delta 1e-4, no cooldown).
-            if (o.ReduceLrFactor is { } factor)
-            {
-                double plateauLoss = valid.Count > 0 ? validLoss : loss;
-                if (plateauLoss < run.PlateauBest - 1e-4) { run.PlateauBest = plateauLoss; run.PlateauWait = 0; }
-                else if (++run.PlateauWait >= o.ReduceLrPatience)
-                {
-                    run.LearningRate = Math.Max(run.LearningRate * factor, o.MinLearningRate);
-                    SetLearningRate(optimizer, run.LearningRate);
-                    run.PlateauWait = 0;
-                }
-            }
+            bool stop = TrackBest(record, valid.Count > 0, run, ref best);
+            ReduceOnPlateau(valid.Count > 0 ? validLoss : loss, run, optimizer);
             run.StoppedEarly = stop;
 
             if (o.CheckpointDir is not null)
@@ -160,6 +112,70 @@ public sealed class Trainer
             if (stop) break;
         }
         return Finish(history, run, best, resumedFrom);
+    }
+
+    /// <summary>
+    /// The run the checkpoint folder holds, if any: its state, model, optimizer, history and best weights loaded. A
+    /// checkpoint of another run is an error; one whose files do not load is set aside (the next run starts afresh).
+    /// </summary>
+    private (RunState Run, Dictionary<string, Tensor>? Best)? Resume(optim.Optimizer optimizer, string fingerprint, List<EpochRecord> history, CancellationToken ct)
+    {
+        var damaged = new List<(string Path, string Problem)>();
+        var found = _options.CheckpointDir is null ? null : TrainingCheckpoint.TryLoadLatest(_options.CheckpointDir, damaged);
+        _damagedCheckpoints = damaged;
+        if (found is not { } checkpoint) return null;
+        var (state, path) = checkpoint;
+        if (state.Fingerprint != fingerprint)
+            throw new InvalidOperationException(
+                $"checkpoint {path} belongs to a different run ({state.Fingerprint}); this run is ({fingerprint}). " +
+                "Use another CheckpointDir or delete it to start afresh.");
+        try
+        {
+            // The best weights go through the model: load them, copy them out, then load the last epoch's.
+            _model.load(Path.Combine(path, TrainingCheckpoint.BestFile));
+            var best = CloneWeights();
+            _model.load(Path.Combine(path, TrainingCheckpoint.ModelFile));
+            TrainingCheckpoint.LoadOptimizer(path, optimizer);
+            history.AddRange(Task.Run(() => TrainingHistoryStore.ReadAsync(Path.Combine(path, TrainingCheckpoint.HistoryFile), ct))
+                .GetAwaiter().GetResult());
+            if (history.Count != state.Epoch)
+                throw new InvalidDataException($"history has {history.Count} epochs, state says {state.Epoch}");
+            return (RunState.From(state), best);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Its files match their hashes yet do not load (written by another model or version): the model may be
+            // half loaded, so this Fit cannot go on; the checkpoint is set aside and the next run starts afresh.
+            var aside = TrainingCheckpoint.SetAside(path);
+            throw new InvalidDataException($"checkpoint {path} could not be loaded ({e.Message}); it was moved to {aside}, run again to train from scratch", e);
+        }
+    }
+
+    /// <summary>Best epoch and early stopping (Keras EarlyStopping, min_delta 0): copies the weights when the monitored value improves; true to stop.</summary>
+    private bool TrackBest(EpochRecord record, bool hasValid, RunState run, ref Dictionary<string, Tensor>? best)
+    {
+        double monitored = Monitored(record, hasValid);
+        bool improved = _options.Monitor == EarlyStoppingMonitor.ValidLoss ? monitored < run.BestMonitor : monitored > run.BestMonitor;
+        if (improved)
+        {
+            run.BestMonitor = monitored; run.BestEpoch = record.Epoch; run.EarlyStoppingWait = 0;
+            best = CopyWeightsInto(best);
+        }
+        else run.EarlyStoppingWait++;
+        return _options.EarlyStoppingPatience is { } patience && run.EarlyStoppingWait >= patience && record.Epoch < _options.Epochs;
+    }
+
+    /// <summary>The learning rate on a plateau of the validation loss (Keras ReduceLROnPlateau, min_delta 1e-4, no cooldown).</summary>
+    private void ReduceOnPlateau(double plateauLoss, RunState run, optim.Optimizer optimizer)
+    {
+        if (_options.ReduceLrFactor is not { } factor) return;
+        if (plateauLoss < run.PlateauBest - 1e-4) { run.PlateauBest = plateauLoss; run.PlateauWait = 0; }
+        else if (++run.PlateauWait >= _options.ReduceLrPatience)
+        {
+            run.LearningRate = Math.Max(run.LearningRate * factor, _options.MinLearningRate);
+            SetLearningRate(optimizer, run.LearningRate);
+            run.PlateauWait = 0;
+        }
     }
 
     /// <summary>Per-class loss weights N / (C * count_c) from the labels; 0 for a class with no rows (it never occurs as a target).</summary>

@@ -72,7 +72,23 @@ public static class ReportBuilder
         h.Append($"<h1>{E(title)}</h1><p class=\"sub\">Run {E(run.RunId)} of flow <code>{E(run.Flow.Name)}</code>, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, device {E(run.Device.ToString())}.</p>");
         h.Append($"<p class=\"lead\">{E(Headline(ensemble))}</p>");
 
-        // 1. CNN
+        ModelSections(h, cnns, dnns, r.ValidationComparison);
+        ConfusionSection(h, ensemble, r.Ensemble);
+        ExplanationSections(h, r.Explanations?.Members ?? []);
+        EnsembleSection(h, ensemble);
+        // 7. Leak
+        h.Append("<section id=\"leak\"><h2>7. Validation leak</h2>");
+        h.Append(E(LeakText(run, r)));
+        h.Append("</section>");
+
+        FactsSection(h, run, record, r);
+        h.Append("</body></html>");
+        return h.ToString();
+    }
+
+    /// <summary>Sections 1 and 2: each CNN and DNN with its table, curves and summary, and the two families compared.</summary>
+    private static void ModelSections(StringBuilder h, List<TrainedMember> cnns, List<TrainedMember> dnns, FigureFile? validationComparison)
+    {
         h.Append("<section id=\"cnn\"><h2>1. Convolutional neural network</h2>");
         if (cnns.Count == 0) h.Append("<p>This flow trained no convolutional model.</p>");
         foreach (var m in cnns) AppendModel(h, m);
@@ -90,30 +106,37 @@ public static class ReportBuilder
             h.Append($"<p>With {bestDnn.Metrics.Parameters:N0} parameters against the CNN's {bestCnn.Metrics.Parameters:N0}, the DNN {E(bestDnn.Member)} reaches a best validation accuracy of {P(d)}, " +
                      $"{(d < c ? $"{P(c - d)} below" : d > c ? $"{P(d - c)} above" : "equal to")} the CNN {E(bestCnn.Member)} ({P(c)}).</p>");
         }
-        AppendFigure(h, r.ValidationComparison, "Validation accuracy per epoch of every model");
+        AppendFigure(h, validationComparison, "Validation accuracy per epoch of every model");
         h.Append("</section>");
 
-        // 3. Confusion matrix
+    }
+
+    /// <summary>Section 3: the ensemble's confusion matrices (validation, the chosen member, the labelled test set) and per-class scores.</summary>
+    private static void ConfusionSection(StringBuilder h, EnsembleMetrics? ensemble, EnsemblePrediction? prediction)
+    {
         h.Append("<section id=\"confusion\"><h2>3. Confusion matrix</h2>");
         if (ensemble is not null)
         {
             var valid = ensemble.Valid;
             h.Append($"<p>On the validation set the ensemble recognises <b>{E(valid.BestClass)}</b> best (recall {F(valid.PerClass[valid.BestClass].Recall)}) and " +
                      $"<b>{E(valid.WorstClass)}</b> worst (recall {F(valid.PerClass[valid.WorstClass].Recall)}); overall accuracy {P(valid.Accuracy)}, macro F1 {F(valid.MacroF1)}.</p>");
-            AppendFigure(h, r.Ensemble!.ConfusionValid, "Ensemble, validation set, rows normalised");
-            AppendFigure(h, r.Ensemble.ConfusionMember, $"{ensemble.ConfusionMember}, validation set, rows normalised");
+            AppendFigure(h, prediction!.ConfusionValid, "Ensemble, validation set, rows normalised");
+            AppendFigure(h, prediction.ConfusionMember, $"{ensemble.ConfusionMember}, validation set, rows normalised");
             if (ensemble.Test is { } test)
             {
                 h.Append($"<p>On the labelled test set: accuracy {P(test.Accuracy)}, best {E(test.BestClass)}, worst {E(test.WorstClass)}.</p>");
-                AppendFigure(h, r.Ensemble.ConfusionTest, "Ensemble, test set, rows normalised");
+                AppendFigure(h, prediction.ConfusionTest, "Ensemble, test set, rows normalised");
             }
             h.Append(PerClassTable(valid.PerClass));
         }
         else h.Append("<p>This run has no predictions (no predict stage).</p>");
         h.Append("</section>");
 
-        // 4. Saliency; 5. Filters and layer outputs
-        var explained = r.Explanations?.Members ?? [];
+    }
+
+    /// <summary>Sections 4 and 5: saliency with masking, SmoothGrad and the faithfulness ranking; filters and layer outputs.</summary>
+    private static void ExplanationSections(StringBuilder h, IReadOnlyList<MemberExplanations> explained)
+    {
         h.Append("<section id=\"saliency\"><h2>4. Saliency maps</h2>");
         if (explained.Count == 0) h.Append("<p>This run drew no explanations (no visualize stage).</p>");
         foreach (var v in explained)
@@ -136,7 +159,11 @@ public static class ReportBuilder
         }
         h.Append("</section>");
 
-        // 6. Ensemble
+    }
+
+    /// <summary>Section 6: the members' weights and accuracies beside the fitted and equal-weight ensembles.</summary>
+    private static void EnsembleSection(StringBuilder h, EnsembleMetrics? ensemble)
+    {
         h.Append("<section id=\"ensemble\"><h2>6. Ensemble</h2>");
         if (ensemble is not null)
         {
@@ -153,12 +180,11 @@ public static class ReportBuilder
         else h.Append("<p>No ensemble in this run.</p>");
         h.Append("</section>");
 
-        // 7. Leak
-        h.Append("<section id=\"leak\"><h2>7. Validation leak</h2>");
-        h.Append(E(LeakText(run, r)));
-        h.Append("</section>");
+    }
 
-        // Run facts
+    /// <summary>The run's facts: script, parameters, command, versions, data, split, seed, device and every stage's outcome.</summary>
+    private static void FactsSection(StringBuilder h, RunContext run, RunRecord? record, ReportInputs r)
+    {
         h.Append("<section id=\"facts\"><h2>Run facts</h2><table>");
         Fact(h, "flow script", run.Flow.ScriptPath ?? run.Flow.Name);
         Fact(h, "parameters", string.Join(", ", run.Flow.Parameters.Select(kv => $"{kv.Key}={SettingsSchema.Canonical(kv.Value)}")));
@@ -185,8 +211,6 @@ public static class ReportBuilder
             h.Append($"<tr><td>{E(st.Stage)}</td><td>{E(st.Status.Text())}</td><td>{st.Seconds.ToString("0.00", Inv)}</td><td>{E(string.Join(", ", st.Rows.Select(kv => $"{kv.Key}={kv.Value}")))}</td></tr>");
         var total = record is null ? 0 : (DateTime.UtcNow - record.StartedUtc).TotalSeconds;
         h.Append($"<tr class=\"total\"><td>total so far</td><td></td><td>{total.ToString("0.0", Inv)}</td><td></td></tr></table></section>");
-        h.Append("</body></html>");
-        return h.ToString();
     }
 
     /// <summary>The methods ranked by faithfulness, with a sentence from the numbers, then their figures.</summary>
