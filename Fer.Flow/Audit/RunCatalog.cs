@@ -14,13 +14,12 @@ public static class RunCatalog
     {
         var runsDir = Path.Combine(artifactsDir, "runs");
         if (!Directory.Exists(runsDir)) return [];
-        bool someoneRunning = IsLocked(artifactsDir);
         return Directory.EnumerateDirectories(runsDir).Order(StringComparer.Ordinal).Select(dir =>
         {
             var record = RunRecord.TryRead(dir);
             var status = record?.Status ?? RunStatus.Unknown;
-            // "running" in run.json while nobody holds the artifacts lock means the process died.
-            if (status == RunStatus.Running && !someoneRunning) status = RunStatus.Interrupted;
+            // "running" in run.json while nobody holds the run's lock means its process died.
+            if (status == RunStatus.Running && !IsHeld(Path.Combine(dir, RunRecord.RunningLockFileName))) status = RunStatus.Interrupted;
             var log = Path.Combine(dir, RunLog.FileName);
             if (status == RunStatus.Running && Fer.Core.Storage.FileStat.Of(log).Kind == Fer.Core.Storage.FileKind.Regular && ClefLog.Read(log).Truncated) status = RunStatus.Interrupted;
             double? accuracy = record?.MetricsOf<Fer.Flow.Stages.EnsembleMetrics>().Select(m => (double?)m.Metrics.ValidAccuracy).FirstOrDefault();
@@ -56,9 +55,11 @@ public static class RunCatalog
     /// Whether a run holds the artifacts lock, found without taking it (taking it, even for an instant, made a
     /// run starting then with --wait 0 fail as busy): on Linux from /proc/locks, by the lock file's device and inode.
     /// </summary>
-    internal static bool IsLocked(string artifactsDir)
+    internal static bool IsLocked(string artifactsDir) => IsHeld(Path.Combine(artifactsDir, ArtifactsLock.FileName));
+
+    /// <summary>Whether a process holds an flock on this file, found without taking it (see <see cref="IsLocked"/>).</summary>
+    internal static bool IsHeld(string path)
     {
-        var path = Path.Combine(artifactsDir, ArtifactsLock.FileName);
         var stat = Fer.Core.Storage.FileStat.Of(path);
         if (stat.Kind != Fer.Core.Storage.FileKind.Regular) return false;
         if (OperatingSystem.IsLinux() && stat.Inode != 0 && File.Exists("/proc/locks"))

@@ -105,17 +105,71 @@ public sealed class StageCache(string root)
 
     public void Abandon(PendingEntry pending) => TryDelete(pending.Dir);
 
+    /// <summary>The lock file a process holds while it computes an entry (and trains into its checkpoint folder).</summary>
+    public string EntryLockPath(string stage, string fingerprint) => Path.Combine(Root, stage, $".lock-{Hashing.Short(fingerprint)}");
+
+    /// <summary>
+    /// Takes the entry's lock, waiting while another process (another run, a sweep's trial, a cluster job) holds it:
+    /// <paramref name="waiting"/> is called once when it must wait. Only one process computes an entry; the others
+    /// find it cached once the lock is theirs. Released by the OS if the holder dies.
+    /// </summary>
+    public async Task<IDisposable> LockEntryAsync(string stage, string fingerprint, Action waiting, CancellationToken ct)
+    {
+        var path = EntryLockPath(stage, fingerprint);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        bool told = false;
+        while (true)
+        {
+            if (TryLock(path) is { } held) return held;
+            if (!told) { waiting(); told = true; }
+            await Task.Delay(200, ct);
+        }
+    }
+
+    /// <summary>The lock when free now, else null (held by another process).</summary>
+    private static FileStream? TryLock(string path)
+    {
+        try { return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); }
+        catch (IOException e) when (Fer.Flow.Pipeline.ArtifactsLock.IsContention(e)) { return null; }
+    }
+
+    /// <summary>Whether a process computes this entry now (its lock is held).</summary>
+    public bool IsBeingComputed(string stage, string shortFingerprint)
+    {
+        var path = Path.Combine(Root, stage, $".lock-{shortFingerprint}");
+        if (!File.Exists(path)) return false;
+        try
+        {
+            using var held = TryLock(path);
+            return held is null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return true; }
+    }
+
     /// <summary>Removes an entry found corrupt so that it is recomputed.</summary>
     public void Evict(string stage, string fingerprint) => TryDelete(EntryDir(stage, fingerprint));
 
-    /// <summary>Deletes temporary folders left by killed runs (call only while holding the artifacts lock).</summary>
+    /// <summary>
+    /// Deletes temporary folders left by killed runs: those of entries no process is computing now (a live run's
+    /// temporary folder is under its entry's lock), and replaced entries set aside.
+    /// </summary>
     public int SweepAbandoned()
     {
         if (!Directory.Exists(Root)) return 0;
         int n = 0;
         foreach (var stageDir in Directory.EnumerateDirectories(Root))
-            foreach (var d in Directory.EnumerateDirectories(stageDir, ".tmp-*").Concat(Directory.EnumerateDirectories(stageDir, "*.old-*")))
-            { TryDelete(d); n++; }
+        {
+            var stage = Path.GetFileName(stageDir);
+            foreach (var d in Directory.EnumerateDirectories(stageDir, ".tmp-*"))
+            {
+                // .tmp-<short fingerprint>-<guid>
+                var name = Path.GetFileName(d);
+                var shortFingerprint = name.Length > 5 && name.IndexOf('-', 5) is var dash and > 5 ? name[5..dash] : "";
+                if (IsBeingComputed(stage, shortFingerprint)) continue;
+                TryDelete(d); n++;
+            }
+            foreach (var d in Directory.EnumerateDirectories(stageDir, "*.old-*")) { TryDelete(d); n++; }
+        }
         return n;
     }
 
@@ -142,7 +196,8 @@ public static class CheckpointFolders
         int n = 0;
         foreach (var d in Directory.EnumerateDirectories(dir, ".checkpoint-*"))
         {
-            if (Path.GetFileName(d) == keep) continue;
+            // Another process may be training those settings now (a sweep's other trial): its entry's lock says so.
+            if (Path.GetFileName(d) == keep || cache.IsBeingComputed(node, Path.GetFileName(d)[".checkpoint-".Length..])) continue;
             try { Directory.Delete(d, recursive: true); n++; }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         }

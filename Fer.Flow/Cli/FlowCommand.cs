@@ -64,6 +64,14 @@ public static class FlowCommand
             stderr.WriteLine($"error: cannot create the run folder {runDir}: {e.Message} (is the artifacts folder read-only or the disk full?)");
             return ExitCodes.Failed;
         }
+        FileStream runningLock;
+        try { runningLock = new FileStream(Path.Combine(runDir, RunRecord.RunningLockFileName), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stderr.WriteLine($"error: cannot write in the run folder {runDir}: {e.Message}");
+            return ExitCodes.Failed;
+        }
+        using var __ = runningLock;
         var log = RunLog.Create(runDir, runId, flow.Name, request.Console);
 
         var clock = Stopwatch.StartNew();

@@ -1,9 +1,15 @@
 namespace Fer.Flow.Pipeline;
 
+/// <summary>How a command holds the artifacts folder: runs share it (each cache entry has its own lock while it is
+/// computed); what removes entries (clean-up) holds it alone.</summary>
+public enum ArtifactsAccess { Shared, Exclusive }
+
 /// <summary>
-/// One run at a time per artifacts folder: an exclusively opened lock file (released by the OS if the process
-/// dies, so a kill -9 never leaves a stale lock). A second run waits up to a limit, then refuses clearly. Only
-/// lock contention is "busy": a folder that cannot be written (read-only, disk full, not a folder) says so.
+/// The artifacts folder's lock file, held shared by every run (several runs, a sweep's trials, a cluster's jobs, work
+/// in one folder at once) and exclusively by clean-up, so nothing removes entries under a running command. It is an
+/// flock, released by the OS if the process dies, so a kill -9 never leaves a stale lock. A command that cannot get
+/// its access waits up to a limit, then refuses clearly. Only lock contention is "busy": a folder that cannot be
+/// written (read-only, disk full, not a folder) says so.
 /// </summary>
 public sealed class ArtifactsLock : IDisposable
 {
@@ -12,7 +18,7 @@ public sealed class ArtifactsLock : IDisposable
 
     public const string FileName = ".lock", HolderFileName = ".lock.holder";
 
-    public static ArtifactsLock Acquire(string artifactsDir, string holder, TimeSpan wait)
+    public static ArtifactsLock Acquire(string artifactsDir, string holder, TimeSpan wait, ArtifactsAccess access = ArtifactsAccess.Shared)
     {
         var full = Path.GetFullPath(artifactsDir);
         if (File.Exists(full)) throw new ArtifactsUnusableException($"artifacts folder {full} is a file, not a folder");
@@ -29,7 +35,9 @@ public sealed class ArtifactsLock : IDisposable
             FileStream stream;
             try
             {
-                stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                // .NET takes flock(LOCK_EX) for FileShare.None and flock(LOCK_SH) otherwise.
+                stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite,
+                    access == ArtifactsAccess.Exclusive ? FileShare.None : FileShare.ReadWrite);
             }
             catch (IOException e) when (IsContention(e))
             {

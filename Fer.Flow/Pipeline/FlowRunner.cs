@@ -195,8 +195,34 @@ public sealed class FlowRunner(RunContext run)
         }
     }
 
-    /// <summary>The cached entry when it is valid and may be used, else a fresh computation.</summary>
+    /// <summary>
+    /// The cached entry when it is valid and may be used, else a fresh computation under the entry's lock: another
+    /// process computing the same entry (a concurrent run, a sweep's other trial, a cluster job) is waited for and
+    /// its result used.
+    /// </summary>
     private async Task<(NodeResult, StageManifest)> ReuseOrComputeAsync(PlannedNode planned, NodeAction action, List<Produced<object>> upstream, ILogger log)
+    {
+        if (action != NodeAction.Force && Reusable(planned, action, log, underLock: false) is { } cached) return cached;
+        IDisposable entryLock;
+        try
+        {
+            entryLock = await run.Cache.LockEntryAsync(planned.Name, planned.Fingerprint,
+                () => log.Information("Stage {Stage} is being computed by another process; waiting for it", planned.Name), run.CancellationToken);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw Unwritable(planned, e);
+        }
+        using var _ = entryLock;
+        if (action != NodeAction.Force && Reusable(planned, action, log, underLock: true) is { } madeMeanwhile) return madeMeanwhile;
+        return await ComputeAsync(planned, upstream, log);
+    }
+
+    /// <summary>
+    /// The node's valid cache entry and its output, or null. A damaged entry is evicted, only under the entry's lock
+    /// (else another process may be replacing it); a load-only node without an entry is an error.
+    /// </summary>
+    private (NodeResult, StageManifest)? Reusable(PlannedNode planned, NodeAction action, ILogger log, bool underLock)
     {
         var lookup = run.Cache.Lookup(planned.Name, planned.Fingerprint);
         object? output = null;
@@ -208,7 +234,7 @@ public sealed class FlowRunner(RunContext run)
                 lookup = lookup with { Status = CacheStatus.Corrupt, Problem = e.Message };
             }
         }
-        if (lookup.Status == CacheStatus.Corrupt)
+        if (lookup.Status == CacheStatus.Corrupt && (underLock || action == NodeAction.LoadOnly))
         {
             log.Warning("Cache entry {Dir} of stage {Stage} is damaged ({Problem}); it will be recomputed", lookup.Dir, planned.Name, lookup.Problem);
             run.Cache.Evict(planned.Name, planned.Fingerprint);
@@ -217,9 +243,7 @@ public sealed class FlowRunner(RunContext run)
             throw new MissingUpstreamException(
                 $"stage {planned.Name} has no cached output for fingerprint {Hashing.Short(planned.Fingerprint)} ({(lookup.Problem ?? lookup.Status.ToString().ToLowerInvariant())}); " +
                 $"make it first with: fer run {Path.GetFileName(run.Flow.ScriptPath ?? run.Flow.Name)} (same --set values), or use --from {planned.Name}");
-        return action != NodeAction.Force && output is not null
-            ? (new NodeResult(planned.Name, planned.Fingerprint, lookup.Dir, output, CacheHit: true), lookup.Manifest!)
-            : await ComputeAsync(planned, upstream, log);
+        return output is not null ? (new NodeResult(planned.Name, planned.Fingerprint, lookup.Dir, output, CacheHit: true), lookup.Manifest!) : null;
     }
 
     private StageContext Context(PlannedNode planned, List<Produced<object>> upstream, string outputDir, ILogger log) => new()
@@ -228,14 +252,17 @@ public sealed class FlowRunner(RunContext run)
         CheckpointDir = run.Cache.CheckpointDir(planned.Name, planned.Fingerprint), Log = log,
     };
 
+    private IOException Unwritable(PlannedNode planned, Exception e) =>
+        new($"cannot write a cache entry under {Path.Combine(run.Cache.Root, planned.Name)} ({e.Message}); " +
+            "is the artifacts folder read-only or the disk full? Earlier cache entries are untouched", e);
+
     private async Task<(NodeResult, StageManifest)> ComputeAsync(PlannedNode planned, List<Produced<object>> upstream, ILogger log)
     {
         PendingEntry pending;
         try { pending = run.Cache.Begin(planned.Name, planned.Fingerprint); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new IOException($"cannot write a cache entry under {Path.Combine(run.Cache.Root, planned.Name)} ({e.Message}); " +
-                                  "is the artifacts folder read-only or the disk full? Earlier cache entries are untouched", e);
+            throw Unwritable(planned, e);
         }
         var clock = Stopwatch.StartNew();
         var context = Context(planned, upstream, pending.Dir, log);

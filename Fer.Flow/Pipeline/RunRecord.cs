@@ -82,6 +82,8 @@ public sealed record RunRecord
     public List<StageReport> Stages { get; init; } = [];
 
     public const string FileName = "run.json";
+    /// <summary>Held (flock) by the run's process while it runs: "running" in run.json without a holder means it died.</summary>
+    public const string RunningLockFileName = ".running";
     public const string MetricsFileName = "metrics.json";
 
     public static readonly JsonSerializerOptions Json = new()

@@ -69,6 +69,35 @@ public class StageCacheTests
         Assert.False(Directory.Exists(pending.Dir));
     }
 
+    /// <summary>Another process's entry in the making (its lock held) and its training checkpoints are not abandoned.</summary>
+    [Fact]
+    public async Task AnEntryBeingComputedElsewhereKeepsItsTemporaryFolderAndCheckpoints()
+    {
+        using var dir = new TempDir();
+        var cache = new StageCache(dir["cache"]);
+        Task<IDisposable> second;
+        bool told = false;
+        using (await cache.LockEntryAsync("s", Fp1, () => { }, CancellationToken.None))
+        {
+            var pending = cache.Begin("s", Fp1);
+            var checkpoint = cache.CheckpointDir("s", Fp1);
+            Directory.CreateDirectory(checkpoint);
+            Assert.True(cache.IsBeingComputed("s", Hashing.Short(Fp1)));
+            Assert.Equal(0, cache.SweepAbandoned());
+            Assert.Equal(0, cache.RemoveCheckpoints("s", keepFingerprint: Fp2));
+            Assert.True(Directory.Exists(pending.Dir) && Directory.Exists(checkpoint));
+            // A second taker waits (and says so once) until the first lets go.
+            second = cache.LockEntryAsync("s", Fp1, () => told = true, CancellationToken.None);
+            await Task.Delay(500);
+            Assert.False(second.IsCompleted);
+            Assert.True(told);
+            cache.Abandon(pending);
+        }
+        (await second.WaitAsync(TimeSpan.FromSeconds(10))).Dispose();
+        Assert.False(cache.IsBeingComputed("s", Hashing.Short(Fp1)));
+        Assert.Equal(1, cache.RemoveCheckpoints("s", keepFingerprint: Fp2));
+    }
+
     [Fact]
     public void InputHasherRemembersHashesAndNoticesChanges()
     {

@@ -8,17 +8,20 @@ namespace Fer.Flow.Tests.Hardening;
 public class LockTests
 {
     [Fact]
-    public void ASecondHolderIsBusyAndTheLockIsSeenWithoutBeingTaken()
+    public void RunsShareTheFolderCleanUpHoldsItAloneAndTheLockIsSeenWithoutBeingTaken()
     {
         using var dir = new TempDir();
         Assert.False(RunCatalog.IsLocked(dir.Path));
         using (ArtifactsLock.Acquire(dir.Path, "first", TimeSpan.Zero))
         {
-            var e = Assert.Throws<ArtifactsBusyException>(() => ArtifactsLock.Acquire(dir.Path, "second", TimeSpan.Zero));
-            Assert.Contains("in use by first", e.Message);
+            using (ArtifactsLock.Acquire(dir.Path, "second", TimeSpan.Zero)) { } // runs share it
+            var e = Assert.Throws<ArtifactsBusyException>(() => ArtifactsLock.Acquire(dir.Path, "clean-up", TimeSpan.Zero, ArtifactsAccess.Exclusive));
+            Assert.Contains("in use by", e.Message);
             Assert.True(RunCatalog.IsLocked(dir.Path));
         }
         Assert.False(RunCatalog.IsLocked(dir.Path));
+        using (ArtifactsLock.Acquire(dir.Path, "clean-up", TimeSpan.Zero, ArtifactsAccess.Exclusive))
+            Assert.Contains("in use by clean-up", Assert.Throws<ArtifactsBusyException>(() => ArtifactsLock.Acquire(dir.Path, "run", TimeSpan.Zero)).Message);
     }
 
     /// <summary>IsLocked used to open the lock file exclusively: a run starting at that instant with --wait 0 was

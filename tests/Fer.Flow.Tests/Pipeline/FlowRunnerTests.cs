@@ -16,6 +16,19 @@ public class FlowRunnerTests
         Assert.All(flow.Stages, s => Assert.Equal(1, s.Runs));
     }
 
+    /// <summary>Runs sharing an artifacts folder (a sweep's trials, cluster jobs) compute each entry once: the other waits for it.</summary>
+    [Fact]
+    public async Task TwoRunsAtOnceComputeEachEntryOnceAndBothFinish()
+    {
+        using var flow = new FakeFlow();
+        foreach (var stage in flow.Stages) stage.Delay = TimeSpan.FromMilliseconds(300);
+        var runners = await Task.WhenAll(Task.Run(() => flow.RunAsync()), Task.Run(() => flow.RunAsync()));
+        Assert.All(flow.Stages, s => Assert.Equal(1, s.Runs));
+        Assert.All(runners, r => Assert.Equal(["a", "b", "c"], r.Reports.Select(x => x.Stage).Order()));
+        Assert.Equal(3, runners.Sum(r => r.Reports.Count(x => x.Status == StageOutcome.Miss)));
+        Assert.Contains(flow.Sink.Rendered, m => m.Contains("is being computed by another process; waiting for it"));
+    }
+
     [Fact]
     public async Task ChangingASettingRecomputesThatStageAndWhatFollowsOnly()
     {
