@@ -22,7 +22,8 @@ var flowArgument = new Argument<string>("flow") { Description = "Flow script, e.
 
 var run = new Command("run", "Run a flow: reuse every valid cached stage, compute the rest");
 run.Arguments.Add(flowArgument);
-foreach (var o in new Option[] { artifactsOption, setOption, fromOption, onlyOption, deviceOption, waitOption, parallelOption }) run.Options.Add(o);
+var sweepOption = new Option<string[]>("--sweep") { Description = "Run a trial per combination: --sweep epochs=10,20 --sweep train.cnn.lr=1e-3,5e-4", AllowMultipleArgumentsPerToken = false };
+foreach (var o in new Option[] { artifactsOption, setOption, fromOption, onlyOption, deviceOption, waitOption, parallelOption, sweepOption }) run.Options.Add(o);
 run.SetAction(async (parse, ct) =>
 {
     var from = parse.GetValue(fromOption);
@@ -34,7 +35,7 @@ run.SetAction(async (parse, ct) =>
     }
     var request = new FlowRequest(parse.GetValue(flowArgument)!, parse.GetValue(artifactsOption)!, parse.GetValue(setOption) ?? [],
         from is not null ? RunMode.From : only is not null ? RunMode.Only : RunMode.Default, from ?? only,
-        parse.GetValue(deviceOption)!, parse.GetValue(waitOption), Parallel: parse.GetValue(parallelOption));
+        parse.GetValue(deviceOption)!, parse.GetValue(waitOption), Parallel: parse.GetValue(parallelOption)) { Sweeps = parse.GetValue(sweepOption) ?? [] };
     return await FlowCommand.RunAsync(request, Console.Error, ct);
 });
 

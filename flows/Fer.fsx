@@ -50,5 +50,9 @@ let registerModel name family (hyperparameters: Setting list) (create: int -> in
 let Convolutional = Fer.Core.Models.ModelFamily.Convolutional
 let FullyConnected = Fer.Core.Models.ModelFamily.FullyConnected
 
+/// Sweeps a parameter or setting over values (its key as --set writes it): `sweep "epochs" [10; 20]`; `fer run`
+/// then runs a trial per combination (`--sweep` on the command line adds or replaces axes).
+let sweep (key: string) (values: 'T list) = FlowScript.Sweep(key, values |> List.map box)
+
 /// Declares the flow: its name and nodes, in any order (the engine sorts them by what each consumes).
 let flow name (items: FlowItem list) = FlowScript.Define(name, items) |> ignore

@@ -10,6 +10,21 @@ public sealed record RunSummary(string RunId, string Dir, string Flow, DateTime?
 /// <summary>The runs in an artifacts folder, newest last.</summary>
 public static class RunCatalog
 {
+    /// <summary>
+    /// The runs of a sweep (its id or a unique prefix of one), best first: by the ensemble's validation accuracy,
+    /// runs without one last, then by trial. Null when no run belongs to such a sweep.
+    /// </summary>
+    public static IReadOnlyList<RunSummary>? Sweep(string artifactsDir, string id)
+    {
+        var runs = List(artifactsDir).Where(r => r.Record?.Sweep is not null).ToList();
+        var ids = runs.Select(r => r.Record!.Sweep!.Id).Distinct(StringComparer.Ordinal).ToList();
+        var matches = ids.Contains(id) ? [id] : ids.Where(s => s.StartsWith(id, StringComparison.Ordinal)).ToList();
+        if (matches.Count == 0) return null;
+        if (matches.Count > 1) throw new FlowDefinitionException($"'{id}' matches {matches.Count} sweeps: {string.Join(", ", matches)}");
+        return [.. runs.Where(r => r.Record!.Sweep!.Id == matches[0])
+            .OrderByDescending(r => r.EnsembleValidAccuracy ?? double.NegativeInfinity).ThenBy(r => r.Record!.Sweep!.Trial)];
+    }
+
     public static IReadOnlyList<RunSummary> List(string artifactsDir)
     {
         var runsDir = Path.Combine(artifactsDir, "runs");

@@ -64,14 +64,26 @@ public static class AuditCommands
             {
                 run = r.RunId, flow = r.Flow, started_utc = r.StartedUtc, duration_seconds = r.Duration?.TotalSeconds, status = r.Status.Text(),
                 ensemble_valid_accuracy = r.EnsembleValidAccuracy,
+                sweep = r.Record?.Sweep is { } s ? new { id = s.Id, trial = s.Trial, trials = s.Trials, values = s.Values } : null,
             }), JsonOut));
             return ExitCodes.Ok;
         }
-        var table = ConsoleTables.Create(stdout, "!run", "flow", "!started (UTC)", ">duration", "status", ">valid acc");
-        foreach (var r in runs)
-            table.AddTextRow(r.RunId, r.Flow, r.StartedUtc?.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) ?? "?",
+        // A sweep's trials as one group: together, in trial order, where its first trial started.
+        bool sweeps = runs.Any(r => r.Record?.Sweep is not null);
+        var table = sweeps
+            ? ConsoleTables.Create(stdout, "!run", "flow", "!started (UTC)", ">duration", "status", ">valid acc", "sweep", "trial")
+            : ConsoleTables.Create(stdout, "!run", "flow", "!started (UTC)", ">duration", "status", ">valid acc");
+        var ordered = runs.Select((r, i) => (r, i)).GroupBy(x => x.r.Record?.Sweep?.Id ?? $"\0{x.i}")
+            .OrderBy(g => g.Min(x => x.i)).SelectMany(g => g.OrderBy(x => x.r.Record?.Sweep?.Trial ?? 0).Select(x => x.r));
+        foreach (var r in ordered)
+        {
+            string[] cells = [r.RunId, r.Flow, r.StartedUtc?.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) ?? "?",
                 r.Duration is { } d ? $"{d.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)}s" : "-", r.Status.Text(),
-                r.EnsembleValidAccuracy is { } a ? a.ToString("0.0000", CultureInfo.InvariantCulture) : "-");
+                r.EnsembleValidAccuracy is { } a ? a.ToString("0.0000", CultureInfo.InvariantCulture) : "-"];
+            if (sweeps)
+                cells = [.. cells, r.Record?.Sweep?.Id ?? "", r.Record?.Sweep is { } s ? $"{s.Trial}/{s.Trials} {string.Join(" ", s.Values.Select(kv => $"{kv.Key}={kv.Value}"))}" : ""];
+            table.AddTextRow(cells);
+        }
         ConsoleTables.Write(stdout, table);
         return ExitCodes.Ok;
     }

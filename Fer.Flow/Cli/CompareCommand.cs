@@ -10,7 +10,7 @@ public static class CompareCommand
 {
     public static Command Create(Option<string> artifactsOption)
     {
-        var runs = new Argument<string[]>("runs") { Description = "Two or more run ids (or unique prefixes), latest, latest~N", Arity = ArgumentArity.OneOrMore };
+        var runs = new Argument<string[]>("runs") { Description = "Two or more run ids (or unique prefixes), latest, latest~N; or one sweep id (its trials, best first)", Arity = ArgumentArity.OneOrMore };
         var outOption = new Option<string>("--out") { Description = "The HTML file to write", Required = true };
         var command = new Command("compare", "One self-contained HTML page: what differs, validation curves overlaid, confusion matrices and figures side by side");
         command.Arguments.Add(runs);
@@ -22,9 +22,18 @@ public static class CompareCommand
 
     public static int Run(string artifacts, IReadOnlyList<string> ids, string output, TextWriter stdout, TextWriter stderr)
     {
-        if (ids.Count < 2) { stderr.WriteLine("error: compare needs two runs or more"); return ExitCodes.BadInput; }
         List<RunSummary> runs;
-        try { runs = ids.Select(id => RunCatalog.Resolve(artifacts, id)).ToList(); }
+        try
+        {
+            // One argument naming a sweep: its trials, best first.
+            if (ids.Count == 1 && RunCatalog.Sweep(artifacts, ids[0]) is { } trials)
+            {
+                if (trials.Count < 2) { stderr.WriteLine($"error: sweep {ids[0]} has {trials.Count} run; compare needs two runs or more"); return ExitCodes.BadInput; }
+                runs = [.. trials];
+            }
+            else if (ids.Count < 2) { stderr.WriteLine("error: compare needs two runs or more, or a sweep id"); return ExitCodes.BadInput; }
+            else runs = ids.Select(id => RunCatalog.Resolve(artifacts, id)).ToList();
+        }
         catch (FlowDefinitionException e) { stderr.WriteLine($"error: {e.Message}"); return ExitCodes.BadInput; }
         foreach (var r in runs.Where(r => r.Record is null))
         {

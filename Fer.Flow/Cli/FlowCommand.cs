@@ -11,7 +11,13 @@ namespace Fer.Flow.Cli;
 
 /// <summary>A request to run (or list the stages of) a flow, as the command line gives it.</summary>
 public sealed record FlowRequest(string FlowPath, string Artifacts = "artifacts", IReadOnlyList<string>? Sets = null,
-    RunMode Mode = RunMode.Default, string? Target = null, string Device = "auto", double WaitSeconds = 0, bool Console = true, int Parallel = 1);
+    RunMode Mode = RunMode.Default, string? Target = null, string Device = "auto", double WaitSeconds = 0, bool Console = true, int Parallel = 1)
+{
+    /// <summary>--sweep key=v1,v2 axes (added to, or replacing, those the script sweeps).</summary>
+    public IReadOnlyList<string> Sweeps { get; init; } = [];
+    /// <summary>Set when this run is one trial of a sweep (then it sweeps nothing itself).</summary>
+    public SweepTrial? Trial { get; init; }
+}
 
 public static class ExitCodes
 {
@@ -38,6 +44,8 @@ public static class FlowCommand
             // Every setting is bound and checked, and the graph built, before anything runs or the lock is taken.
             plan = FlowPlanner.Plan(flow, sets.Stages, hasher);
             if (request.Mode != RunMode.Default) plan.Select(request.Target ?? "", request.Mode == RunMode.From ? "--from" : "--only");
+            if (request.Trial is null && Sweep.Combine(flow.Sweeps, [.. request.Sweeps.Select(Sweep.ParseAxis)]) is { IsEmpty: false } sweep)
+                return await RunSweepAsync(request, sweep, stderr, ct);
         }
         catch (Exception e) when (e is FlowDefinitionException or FerDataException or FileNotFoundException or NotARegularFileException)
         {
@@ -85,6 +93,7 @@ public static class FlowCommand
             Settings = new(plan.Nodes.ToDictionary(n => n.Name, n => SettingsBinder.Canonical(n.Settings)), StringComparer.Ordinal),
             InputHashes = new(plan.Nodes.SelectMany(n => n.InputFiles).DistinctBy(i => i.Path).ToDictionary(i => i.Path, i => i.Sha256), StringComparer.Ordinal),
             StartedUtc = DateTime.UtcNow,
+            Sweep = request.Trial,
             Versions = new() { ["fer"] = Versions.Fer, ["torchsharp"] = Versions.TorchSharp, ["libtorch"] = Versions.LibTorch },
         };
 
@@ -163,6 +172,59 @@ public static class FlowCommand
         : null;
 
     /// <summary>What is wrong with the options themselves (checked before anything is read), or null.</summary>
+    /// <summary>
+    /// A sweep's trials, one after another on one artifacts folder (what they share is computed once). Every trial is
+    /// planned first, so a swept key naming no setting or a value of the wrong type is one line before anything runs.
+    /// The sweep stops at the first trial that fails.
+    /// </summary>
+    private static async Task<int> RunSweepAsync(FlowRequest request, Sweep sweep, TextWriter stderr, CancellationToken ct)
+    {
+        var trials = SweepRequests(request, sweep);
+        var hasher = new InputFileHasher(Path.Combine(Path.GetFullPath(request.Artifacts), "cache"));
+        foreach (var trial in trials)
+        {
+            var t = trial.Trial!;
+            try
+            {
+                var sets = SetOptions.Parse(trial.Sets ?? []);
+                FlowPlanner.Plan(FlowScriptHost.Load(trial.FlowPath, sets.Flow), sets.Stages, hasher);
+            }
+            catch (Exception e) when (e is FlowDefinitionException or FerDataException or FileNotFoundException or NotARegularFileException)
+            {
+                var message = e.Message.StartsWith("--set ", StringComparison.Ordinal) ? "--sweep " + e.Message[6..] : e.Message;
+                stderr.WriteLine($"error: sweep trial {t.Trial} of {t.Trials} ({Values(t)}): {message}");
+                return ExitCodes.BadInput;
+            }
+        }
+        foreach (var trial in trials)
+        {
+            var t = trial.Trial!;
+            int code = await RunAsync(trial, stderr, ct);
+            if (code != ExitCodes.Ok)
+            {
+                stderr.WriteLine($"error: sweep {t.Id} stopped at trial {t.Trial} of {t.Trials} ({Values(t)})");
+                return code;
+            }
+        }
+        if (request.Console) System.Console.WriteLine($"sweep {trials[0].Trial!.Id}: {trials.Count} trials finished; fer compare {trials[0].Trial!.Id} --out sweep.html shows them side by side");
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>One run request per trial of the sweep: the request's --set values, then the trial's.</summary>
+    internal static IReadOnlyList<FlowRequest> SweepRequests(FlowRequest request, Sweep sweep, string? id = null)
+    {
+        var trials = sweep.Trials();
+        id ??= Sweep.NewId();
+        return [.. trials.Select((values, i) => request with
+        {
+            Sets = [.. request.Sets ?? [], .. values.Select(v => $"{v.Key}={v.Value}")],
+            Sweeps = [],
+            Trial = new SweepTrial(id, i + 1, trials.Count, new SortedDictionary<string, string>(values.ToDictionary(v => v.Key, v => v.Value), StringComparer.Ordinal)),
+        })];
+    }
+
+    private static string Values(SweepTrial t) => string.Join(", ", t.Values.Select(kv => $"{kv.Key}={kv.Value}"));
+
     internal static string? CheckOptions(FlowRequest r)
     {
         if (ArtifactsProblem(r.Artifacts) is { } artifacts) return artifacts;

@@ -31,4 +31,6 @@ public sealed class FlowDefinition(string name, IReadOnlyList<NodeSpec> nodes)
     public ModelCatalog Models { get; set; } = ModelCatalog.BuiltIn;
     /// <summary>The stages the flow could name (Fer's and its script's), for the planner's messages.</summary>
     public StageCatalog Catalog { get; set; } = StageCatalog.Default;
+    /// <summary>The settings the script sweeps (`sweep "epochs" [10; 20]`); the command line's --sweep adds or replaces.</summary>
+    public List<SweepAxis> Sweeps { get; } = [];
 }

@@ -79,6 +79,8 @@ public sealed record RunRecord
     public RunStatus Status { get; init; } = RunStatus.Running;
     public string? Error { get; init; }
     public string? FailedStage { get; init; }
+    /// <summary>The sweep this run is a trial of (null for a run on its own).</summary>
+    public SweepTrial? Sweep { get; init; }
     public List<StageReport> Stages { get; init; } = [];
 
     public const string FileName = "run.json";

@@ -40,6 +40,7 @@ public static class FlowScript
         public StageCatalog Stages { get; } = StageCatalog.Default;
         public ModelCatalog Models { get; set; } = ModelCatalog.BuiltIn;
         public List<FlowDefinition> Flows { get; } = [];
+        public List<SweepAxis> Sweeps { get; } = [];
     }
 
     internal static void Begin(IReadOnlyDictionary<string, string> flowOverrides, string scriptHash)
@@ -131,6 +132,17 @@ public static class FlowScript
             ?? throw new FlowDefinitionException($"model {name}: hyperparameter {h.Key} must be a number, got {h.Value}"), StringComparer.Ordinal);
         try { c.Models = c.Models.With(new ModelEntry(name, family, hyper, create, c.ScriptHash)); }
         catch (ArgumentException e) { throw new FlowDefinitionException(e.Message); }
+    }
+
+    /// <summary>
+    /// Sweeps a parameter or setting (its key as --set writes it: epochs, train.cnn.lr) over these values: `fer run`
+    /// then runs one trial per combination of the swept values.
+    /// </summary>
+    public static void Sweep(string key, IEnumerable<object> values)
+    {
+        var texts = values.Select(SettingsSchema.Canonical).ToList();
+        if (texts.Count == 0) throw new FlowDefinitionException($"sweep {key}: no values");
+        Current.Sweeps.Add(Pipeline.Sweep.ParseAxis($"{key}={string.Join(",", texts)}"));
     }
 
     public static FlowDefinition Define(string name, IEnumerable<FlowItem> items)

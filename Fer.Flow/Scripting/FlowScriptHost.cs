@@ -54,6 +54,7 @@ public static partial class FlowScriptHost
                     throw new FlowDefinitionException(
                         $"--set {name}: {Path.GetFileName(scriptPath)} has no parameter '{name}'; its parameters: {string.Join(", ", capture.Declared.Keys)} (stage settings are set as stage.name=value)");
             foreach (var (k, v) in capture.Declared) flow.Parameters[k] = v;
+            flow.Sweeps.AddRange(capture.Sweeps);
             flow.ScriptPath = full;
             flow.ScriptHash = hash;
             return flow;
