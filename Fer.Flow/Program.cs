@@ -22,8 +22,18 @@ var flowArgument = new Argument<string>("flow") { Description = "Flow script, e.
 
 var run = new Command("run", "Run a flow: reuse every valid cached stage, compute the rest");
 run.Arguments.Add(flowArgument);
+var executorOption = new Option<string>("--executor") { Description = "local: this process; slurm: each stage a Slurm job (a sweep, a job array)", DefaultValueFactory = _ => "local" };
+executorOption.AcceptOnlyFromAmong("local", "slurm");
+var partitionOption = new Option<string?>("--slurm-partition") { Description = "Slurm partition of the jobs" };
+var gresOption = new Option<string?>("--slurm-gres") { Description = "Generic resources per job, e.g. gpu:1" };
+var timeOption = new Option<string?>("--slurm-time") { Description = "Time limit per job, e.g. 02:00:00" };
+var cpusOption = new Option<int?>("--slurm-cpus") { Description = "CPUs per job" };
+var slurmArgOption = new Option<string[]>("--slurm-arg") { Description = "Any other sbatch option, e.g. --slurm-arg=--mem=16G" };
+var jobOfOption = new Option<string?>("--job-of") { Hidden = true };
+var trialOfOption = new Option<string?>("--trial-of") { Hidden = true };
 var sweepOption = new Option<string[]>("--sweep") { Description = "Run a trial per combination: --sweep epochs=10,20 --sweep train.cnn.lr=1e-3,5e-4", AllowMultipleArgumentsPerToken = false };
-foreach (var o in new Option[] { artifactsOption, setOption, fromOption, onlyOption, deviceOption, waitOption, parallelOption, sweepOption }) run.Options.Add(o);
+foreach (var o in new Option[] { artifactsOption, setOption, fromOption, onlyOption, deviceOption, waitOption, parallelOption, sweepOption, executorOption,
+             partitionOption, gresOption, timeOption, cpusOption, slurmArgOption, jobOfOption, trialOfOption }) run.Options.Add(o);
 run.SetAction(async (parse, ct) =>
 {
     var from = parse.GetValue(fromOption);
@@ -33,9 +43,18 @@ run.SetAction(async (parse, ct) =>
         Console.Error.WriteLine("error: --from and --only cannot be combined");
         return ExitCodes.BadInput;
     }
+    var jobOf = parse.GetValue(jobOfOption);
     var request = new FlowRequest(parse.GetValue(flowArgument)!, parse.GetValue(artifactsOption)!, parse.GetValue(setOption) ?? [],
-        from is not null ? RunMode.From : only is not null ? RunMode.Only : RunMode.Default, from ?? only,
-        parse.GetValue(deviceOption)!, parse.GetValue(waitOption), Parallel: parse.GetValue(parallelOption)) { Sweeps = parse.GetValue(sweepOption) ?? [] };
+        from is not null ? RunMode.From : only is not null ? (jobOf is null ? RunMode.Only : RunMode.Node) : RunMode.Default, from ?? only,
+        parse.GetValue(deviceOption)!, parse.GetValue(waitOption), Parallel: parse.GetValue(parallelOption))
+    {
+        Sweeps = parse.GetValue(sweepOption) ?? [], Executor = parse.GetValue(executorOption)!, JobOf = jobOf, TrialOf = parse.GetValue(trialOfOption),
+        Slurm = new Fer.Flow.Cluster.SlurmResources
+        {
+            Partition = parse.GetValue(partitionOption), Gres = parse.GetValue(gresOption), Time = parse.GetValue(timeOption),
+            Cpus = parse.GetValue(cpusOption), Extra = parse.GetValue(slurmArgOption) ?? [],
+        },
+    };
     return await FlowCommand.RunAsync(request, Console.Error, ct);
 });
 

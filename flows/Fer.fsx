@@ -25,6 +25,9 @@ let predict settings = stage "predict" settings
 let visualize settings = stage "visualize" settings
 let report settings = stage "report" settings
 
+/// Asks Slurm for more for these nodes' jobs under `--executor slurm`: `train [...] [...] |> slurm [ "--gres=gpu:1" ]`.
+let slurm (sbatchArguments: string list) (item: FlowItem) = item.Slurm(sbatchArguments)
+
 /// Takes a node's input from these nodes when more than one could feed it: `stage "x" [] |> from ["a"]`.
 let from (producers: string list) (item: FlowItem) = item.From(producers)
 

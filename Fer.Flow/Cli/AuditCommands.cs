@@ -162,6 +162,10 @@ public static class AuditCommands
     {
         var record = run.Record;
         var models = record?.MetricsOf<Fer.Flow.Stages.MemberMetrics>().ToList() ?? [];
+        // A cluster run's jobs, from the coordinator's event at each job's end.
+        var jobs = log.Events.Where(e => e.Property("JobState") is not null && e.Property("SlurmJobId") is not null)
+            .Select(e => (Stage: e.Property("Stage") ?? "?", Job: e.Property("SlurmJobId")!, Host: e.Property("Host") ?? "?", State: e.Property("JobState")!,
+                Queue: e.Number("QueueSeconds") ?? 0, Seconds: e.Number("Seconds") ?? 0)).ToList();
         if (json)
         {
             stdout.WriteLine(JsonSerializer.Serialize(new
@@ -169,6 +173,7 @@ public static class AuditCommands
                 run = run.RunId, flow = run.Flow, status = run.Status.Text(), log_cut_off = log.Truncated,
                 stages = record?.Stages.Select(s => new { stage = s.Stage, seconds = s.Seconds, cache = s.Status.Text(), rows = s.Rows }),
                 models = models.Select(x => new { model = x.Node, epochs = x.Metrics.EpochsRun, best_epoch = x.Metrics.BestEpoch, best_valid_accuracy = x.Metrics.BestValidAccuracy }),
+                jobs = jobs.Count == 0 ? null : jobs.Select(j => new { stage = j.Stage, slurm_job_id = j.Job, host = j.Host, state = j.State, queue_seconds = j.Queue, seconds = j.Seconds }),
                 error = record?.Error, failed_stage = record?.FailedStage,
             }, JsonOut));
             return;
@@ -180,6 +185,13 @@ public static class AuditCommands
             stages.AddTextRow(s.Stage, s.Seconds.ToString("0.00", CultureInfo.InvariantCulture), s.Status.Text(), string.Join(", ", s.Rows.Select(kv => $"{kv.Key}={kv.Value}")));
         ConsoleTables.Write(stdout, stages);
         if (record.Error is not null) stdout.WriteLine($"error in {record.FailedStage ?? "run"}: {record.Error}");
+        if (jobs.Count > 0)
+        {
+            var jobTable = ConsoleTables.Create(stdout, "stage", "slurm job", "host", "state", ">queue s", ">run s");
+            foreach (var j in jobs)
+                jobTable.AddTextRow(j.Stage, j.Job, j.Host, j.State, j.Queue.ToString("0.0", CultureInfo.InvariantCulture), j.Seconds.ToString("0.0", CultureInfo.InvariantCulture));
+            ConsoleTables.Write(stdout, jobTable);
+        }
         if (models.Count == 0) return;
         var table = ConsoleTables.Create(stdout, "model", ">epochs", ">best", ">best valid acc");
         foreach (var (node, m) in models)

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json;
 using Fer.Core.Data;
 using Fer.Core.Storage;
 using Fer.Flow.Cache;
@@ -17,6 +18,13 @@ public sealed record FlowRequest(string FlowPath, string Artifacts = "artifacts"
     public IReadOnlyList<string> Sweeps { get; init; } = [];
     /// <summary>Set when this run is one trial of a sweep (then it sweeps nothing itself).</summary>
     public SweepTrial? Trial { get; init; }
+    /// <summary>Set in a sweep's array task: the sweep's trials file; the task's index (SLURM_ARRAY_TASK_ID) picks the trial.</summary>
+    public string? TrialOf { get; init; }
+    /// <summary>Set in a cluster job: the run (made by its coordinator) whose node <see cref="Target"/> this process computes.</summary>
+    public string? JobOf { get; init; }
+    /// <summary>local (this process) or slurm (each node a Slurm job, see <see cref="Cluster.SlurmExecutor"/>).</summary>
+    public string Executor { get; init; } = "local";
+    public Cluster.SlurmResources Slurm { get; init; } = new();
 }
 
 public static class ExitCodes
@@ -30,6 +38,11 @@ public static class FlowCommand
     public static async Task<int> RunAsync(FlowRequest request, TextWriter stderr, CancellationToken ct = default)
     {
         if (CheckOptions(request) is { } bad) { stderr.WriteLine($"error: {bad}"); return ExitCodes.BadInput; }
+        if (request.TrialOf is { } trialsFile)
+        {
+            if (TrialOf(trialsFile, stderr) is not { } chosen) return ExitCodes.BadInput;
+            request = request with { Sets = chosen.Sets, Trial = chosen.Trial, TrialOf = null, Sweeps = [] };
+        }
         var artifacts = Path.GetFullPath(request.Artifacts);
         FlowDefinition flow;
         SetOptions sets;
@@ -45,7 +58,9 @@ public static class FlowCommand
             plan = FlowPlanner.Plan(flow, sets.Stages, hasher);
             if (request.Mode != RunMode.Default) plan.Select(request.Target ?? "", request.Mode == RunMode.From ? "--from" : "--only");
             if (request.Trial is null && Sweep.Combine(flow.Sweeps, [.. request.Sweeps.Select(Sweep.ParseAxis)]) is { IsEmpty: false } sweep)
-                return await RunSweepAsync(request, sweep, stderr, ct);
+                return request.Executor == "slurm" ? await Cluster.SlurmExecutor.RunSweepAsync(request, sweep, stderr, ct) : await RunSweepAsync(request, sweep, stderr, ct);
+            if (request.Executor == "slurm" && request.JobOf is null)
+                return await new Cluster.SlurmExecutor(request, flow, sets, plan, stderr).RunAsync(ct);
         }
         catch (Exception e) when (e is FlowDefinitionException or FerDataException or FileNotFoundException or NotARegularFileException)
         {
@@ -64,44 +79,49 @@ public static class FlowCommand
         }
         using var _ = artifactsLock;
 
-        var runId = $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..6]}";
+        // A cluster job works in its coordinator's run folder: its log and record go to jobs/NODE.*, the rest is the coordinator's.
+        var job = request.JobOf is not null ? Cluster.SlurmJob.Of(request.Target ?? "") : null;
+        var runId = request.JobOf ?? NewRunId();
         var runDir = Path.Combine(artifacts, "runs", runId);
-        try { Directory.CreateDirectory(runDir); }
+        if (job is not null && !Directory.Exists(runDir))
+        {
+            stderr.WriteLine($"error: --job-of {runId}: no run folder {runDir}");
+            return ExitCodes.BadInput;
+        }
+        try { Directory.CreateDirectory(job is null ? runDir : job.Dir(runDir)); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             stderr.WriteLine($"error: cannot create the run folder {runDir}: {e.Message} (is the artifacts folder read-only or the disk full?)");
             return ExitCodes.Failed;
         }
-        FileStream runningLock;
-        try { runningLock = new FileStream(Path.Combine(runDir, RunRecord.RunningLockFileName), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        FileStream? runningLock = null;
+        if (job is null)
         {
-            stderr.WriteLine($"error: cannot write in the run folder {runDir}: {e.Message}");
-            return ExitCodes.Failed;
+            try { runningLock = new FileStream(Path.Combine(runDir, RunRecord.RunningLockFileName), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                stderr.WriteLine($"error: cannot write in the run folder {runDir}: {e.Message}");
+                return ExitCodes.Failed;
+            }
         }
         using var __ = runningLock;
-        var log = RunLog.Create(runDir, runId, flow.Name, request.Console);
+        var log = job is null ? RunLog.Create(runDir, runId, flow.Name, request.Console)
+            : RunLog.Create(runDir, runId, flow.Name, request.Console, file: job.LogPath(runDir), properties: job.Properties());
+        void WriteRecord(RunRecord r)
+        {
+            if (job is null) r.Write(runDir);
+            else r.WriteTo(job.RecordPath(runDir));
+        }
 
         var clock = Stopwatch.StartNew();
-        var parameters = new SortedDictionary<string, string>(
-            flow.Parameters.ToDictionary(kv => kv.Key, kv => SettingsSchema.Canonical(kv.Value)), StringComparer.Ordinal);
-        var record = new RunRecord
-        {
-            RunId = runId, Flow = flow.Name, Script = flow.ScriptPath,
-            Command = CommandLine(request), Parameters = parameters,
-            Sets = new SortedDictionary<string, string>(sets.Flow.Concat(sets.Stages).ToDictionary(), StringComparer.Ordinal),
-            Settings = new(plan.Nodes.ToDictionary(n => n.Name, n => SettingsBinder.Canonical(n.Settings)), StringComparer.Ordinal),
-            InputHashes = new(plan.Nodes.SelectMany(n => n.InputFiles).DistinctBy(i => i.Path).ToDictionary(i => i.Path, i => i.Sha256), StringComparer.Ordinal),
-            StartedUtc = DateTime.UtcNow,
-            Sweep = request.Trial,
-            Versions = new() { ["fer"] = Versions.Fer, ["torchsharp"] = Versions.TorchSharp, ["libtorch"] = Versions.LibTorch },
-        };
+        var record = NewRecord(request, runId, flow, sets, plan);
+        var parameters = record.Parameters;
 
         FlowRunner? runner = null;
         try
         {
             // Inside the try: a disk already full fails here, with one line and the run recorded as failed.
-            record.Write(runDir);
+            WriteRecord(record);
             var swept = cache.SweepAbandoned();
             if (swept > 0) log.Warning("Removed {Count} unfinished cache entries left by an interrupted run", swept);
             // Checkpoints of a node's earlier settings were abandoned by a kill: only the planned fingerprint's may resume.
@@ -112,12 +132,12 @@ public static class FlowCommand
             log.Information("Run {RunId} of flow {Flow} ({Script}) started: mode {Mode}{Target}, device {Device}, seed {Seed}, parameters {Parameters}, sets {Sets}, versions Fer {FerVersion}, TorchSharp {TorchSharpVersion}, libtorch {LibTorchVersion}",
                 runId, flow.Name, flow.ScriptPath, request.Mode.ToString().ToLowerInvariant(), request.Target is null ? "" : " " + request.Target, device.ToString(),
                 parameters.GetValueOrDefault("seed", "none"), SettingsSchema.Pairs(parameters), SettingsSchema.Pairs(record.Sets), Versions.Fer, Versions.TorchSharp, Versions.LibTorch);
-            record.Write(runDir);
+            WriteRecord(record);
 
             var context = new RunContext
             {
                 RunId = runId, RunDir = runDir, ArtifactsDir = artifacts, Flow = flow, Cache = cache, InputHasher = hasher,
-                Device = device, Log = log, CancellationToken = ct, Parallel = request.Parallel,
+                Device = device, Log = log, CancellationToken = ct, Parallel = request.Parallel, WritesRunMetrics = job is null,
                 Progress = !request.Console ? ProgressDisplay.Silent()
                     : System.Console.IsOutputRedirected ? ProgressDisplay.Plain(System.Console.Out) : ProgressDisplay.Live(),
             };
@@ -142,11 +162,28 @@ public static class FlowCommand
         }
         finally
         {
-            try { record.Write(runDir); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { stderr.WriteLine($"error: cannot write {Path.Combine(runDir, RunRecord.FileName)}: {e.Message}"); }
+            try { WriteRecord(record); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { stderr.WriteLine($"error: cannot write the record of run {runId}: {e.Message}"); }
             await log.DisposeAsync();
         }
     }
+
+    /// <summary>A new run's record: what it was asked to do (it is written before anything runs).</summary>
+    internal static RunRecord NewRecord(FlowRequest request, string runId, FlowDefinition flow, SetOptions sets, FlowPlan plan) => new()
+    {
+        RunId = runId, Flow = flow.Name, Script = flow.ScriptPath,
+        Command = CommandLine(request),
+        Parameters = new SortedDictionary<string, string>(flow.Parameters.ToDictionary(kv => kv.Key, kv => SettingsSchema.Canonical(kv.Value)), StringComparer.Ordinal),
+        Sets = new SortedDictionary<string, string>(sets.Flow.Concat(sets.Stages).ToDictionary(), StringComparer.Ordinal),
+        Settings = new(plan.Nodes.ToDictionary(n => n.Name, n => SettingsBinder.Canonical(n.Settings)), StringComparer.Ordinal),
+        InputHashes = new(plan.Nodes.SelectMany(n => n.InputFiles).DistinctBy(i => i.Path).ToDictionary(i => i.Path, i => i.Sha256), StringComparer.Ordinal),
+        StartedUtc = DateTime.UtcNow,
+        Sweep = request.Trial,
+        Executor = request.Executor == "local" ? null : request.Executor,
+        Versions = new() { ["fer"] = Versions.Fer, ["torchsharp"] = Versions.TorchSharp, ["libtorch"] = Versions.LibTorch },
+    };
+
+    internal static string NewRunId() => $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..6]}";
 
     /// <summary>Exit code, run status and the one message the user sees.</summary>
     internal static (int Code, RunStatus Status, string Message) Classify(Exception e)
@@ -180,7 +217,50 @@ public static class FlowCommand
     private static async Task<int> RunSweepAsync(FlowRequest request, Sweep sweep, TextWriter stderr, CancellationToken ct)
     {
         var trials = SweepRequests(request, sweep);
-        var hasher = new InputFileHasher(Path.Combine(Path.GetFullPath(request.Artifacts), "cache"));
+        if (PlanTrials(trials, stderr) is { } invalid) return invalid;
+        foreach (var trial in trials)
+        {
+            var t = trial.Trial!;
+            int code = await RunAsync(trial, stderr, ct);
+            if (code != ExitCodes.Ok)
+            {
+                stderr.WriteLine($"error: sweep {t.Id} stopped at trial {t.Trial} of {t.Trials} ({Values(t)})");
+                return code;
+            }
+        }
+        if (request.Console) System.Console.WriteLine($"sweep {trials[0].Trial!.Id}: {trials.Count} trials finished; fer compare {trials[0].Trial!.Id} --out sweep.html shows them side by side");
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>The trial an array task runs: the sweep file's entry at SLURM_ARRAY_TASK_ID; null after one line when there is none.</summary>
+    private static Cluster.SweepTrialRequest? TrialOf(string file, TextWriter stderr)
+    {
+        var index = Environment.GetEnvironmentVariable("SLURM_ARRAY_TASK_ID");
+        if (!int.TryParse(index, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var i))
+        {
+            stderr.WriteLine($"error: --trial-of {file}: SLURM_ARRAY_TASK_ID is '{index}', not a task index (the option is for a sweep's Slurm array tasks)");
+            return null;
+        }
+        try
+        {
+            if (Fer.Core.Storage.FileStat.Of(file).Kind != Fer.Core.Storage.FileKind.Regular || new FileInfo(file).Length > 16 << 20)
+                throw new InvalidDataException("not a regular file of at most 16 MB");
+            var trials = JsonSerializer.Deserialize<List<Cluster.SweepTrialRequest>>(File.ReadAllText(file), RunRecord.Json);
+            if (trials is null || i >= trials.Count || trials[i] is not { Sets: not null, Trial: not null } trial)
+                throw new InvalidDataException($"has no trial {i}");
+            return trial;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or InvalidDataException)
+        {
+            stderr.WriteLine($"error: --trial-of {file}: {e.Message}");
+            return null;
+        }
+    }
+
+    /// <summary>Plans every trial: null when all plan, else exit 2 after one line naming the trial and the problem.</summary>
+    internal static int? PlanTrials(IReadOnlyList<FlowRequest> trials, TextWriter stderr)
+    {
+        var hasher = new InputFileHasher(Path.Combine(Path.GetFullPath(trials[0].Artifacts), "cache"));
         foreach (var trial in trials)
         {
             var t = trial.Trial!;
@@ -196,18 +276,7 @@ public static class FlowCommand
                 return ExitCodes.BadInput;
             }
         }
-        foreach (var trial in trials)
-        {
-            var t = trial.Trial!;
-            int code = await RunAsync(trial, stderr, ct);
-            if (code != ExitCodes.Ok)
-            {
-                stderr.WriteLine($"error: sweep {t.Id} stopped at trial {t.Trial} of {t.Trials} ({Values(t)})");
-                return code;
-            }
-        }
-        if (request.Console) System.Console.WriteLine($"sweep {trials[0].Trial!.Id}: {trials.Count} trials finished; fer compare {trials[0].Trial!.Id} --out sweep.html shows them side by side");
-        return ExitCodes.Ok;
+        return null;
     }
 
     /// <summary>One run request per trial of the sweep: the request's --set values, then the trial's.</summary>
@@ -270,16 +339,32 @@ public static class FlowCommand
     }
 
     /// <summary>The command as typed, so pasting it reruns the same run (values with spaces or quotes are quoted).</summary>
-    private static string CommandLine(FlowRequest r)
-    {
+    private static string CommandLine(FlowRequest r) =>
         // Relative paths (the flow, --artifacts, files in --set) mean what they meant in this folder: go there first.
-        var parts = new List<string> { "fer", "run", r.FlowPath };
+        $"cd {Quote(Environment.CurrentDirectory)} && " + string.Join(' ', new[] { "fer" }.Concat(Arguments(r)).Select(Quote));
+
+    /// <summary>The arguments of `fer` that make this request (a cluster job's command line is made from them too).</summary>
+    internal static List<string> Arguments(FlowRequest r)
+    {
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        var parts = new List<string> { "run", r.FlowPath };
         foreach (var s in r.Sets ?? []) parts.AddRange(["--set", s]);
-        if (r.Mode != RunMode.Default) parts.AddRange([r.Mode == RunMode.From ? "--from" : "--only", r.Target ?? ""]);
+        if (r.Mode is RunMode.From or RunMode.Only) parts.AddRange([r.Mode == RunMode.From ? "--from" : "--only", r.Target ?? ""]);
+        if (r.JobOf is { } run) parts.AddRange(["--only", r.Target ?? "", "--job-of", run]);
         parts.AddRange(["--device", r.Device, "--artifacts", r.Artifacts]);
-        if (r.WaitSeconds > 0) parts.AddRange(["--wait", r.WaitSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        if (r.Parallel != 1) parts.AddRange(["--parallel", r.Parallel.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        return $"cd {Quote(Environment.CurrentDirectory)} && " + string.Join(' ', parts.Select(Quote));
+        if (r.WaitSeconds > 0) parts.AddRange(["--wait", r.WaitSeconds.ToString(inv)]);
+        if (r.Parallel != 1) parts.AddRange(["--parallel", r.Parallel.ToString(inv)]);
+        foreach (var s in r.Sweeps) parts.AddRange(["--sweep", s]);
+        if (r.Executor != "local")
+        {
+            parts.AddRange(["--executor", r.Executor]);
+            if (r.Slurm.Partition is { } p) parts.AddRange(["--slurm-partition", p]);
+            if (r.Slurm.Gres is { } g) parts.AddRange(["--slurm-gres", g]);
+            if (r.Slurm.Time is { } t) parts.AddRange(["--slurm-time", t]);
+            if (r.Slurm.Cpus is { } c) parts.AddRange(["--slurm-cpus", c.ToString(inv)]);
+            foreach (var a in r.Slurm.Extra) parts.AddRange(["--slurm-arg", a]);
+        }
+        return parts;
     }
 
     internal static string Quote(string arg) =>

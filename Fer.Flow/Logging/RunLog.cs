@@ -14,13 +14,15 @@ public static class RunLog
 {
     public const string FileName = "log.clef";
 
-    public static Logger Create(string runDir, string runId, string flow, bool console = true, LogEventLevel consoleLevel = LogEventLevel.Information)
+    public static Logger Create(string runDir, string runId, string flow, bool console = true, LogEventLevel consoleLevel = LogEventLevel.Information,
+        string? file = null, IReadOnlyDictionary<string, string>? properties = null)
     {
         var config = new LoggerConfiguration()
             .MinimumLevel.Debug()
             .Enrich.WithProperty("RunId", runId)
-            .Enrich.WithProperty("Flow", flow)
-            .WriteTo.File(new CompactJsonFormatter(), Path.Combine(runDir, FileName), flushToDiskInterval: TimeSpan.FromSeconds(1));
+            .Enrich.WithProperty("Flow", flow);
+        foreach (var (name, value) in properties ?? new Dictionary<string, string>()) config = config.Enrich.WithProperty(name, value);
+        config = config.WriteTo.File(new CompactJsonFormatter(), file ?? Path.Combine(runDir, FileName), flushToDiskInterval: TimeSpan.FromSeconds(1));
         if (console)
         {
             // No {Exception}: the console gets one line per event; stack traces go to log.clef only.

@@ -16,6 +16,8 @@ public sealed class NodeSpec(string name, IStageDefinition stage)
     public List<string> From { get; } = [];
     /// <summary>The group a node belongs to (train for every member): --set train.x and --only train address them all.</summary>
     public string? Group { get; init; }
+    /// <summary>More sbatch arguments for this node's job on Slurm (--gres=gpu:1 for a member that needs a GPU).</summary>
+    public List<string> SlurmArguments { get; } = [];
 }
 
 /// <summary>A flow: its nodes (in any order), the parameters its script declared, and the models it can train.</summary>

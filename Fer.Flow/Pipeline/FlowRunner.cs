@@ -6,7 +6,11 @@ using Serilog;
 
 namespace Fer.Flow.Pipeline;
 
-public enum RunMode { Default, From, Only }
+/// <summary>
+/// Which nodes a run computes: every stale one (Default), a node and everything after it afresh (From), a node afresh
+/// from its cached inputs (Only), or a node from its cached inputs, reused when cached (Node: a cluster job's).
+/// </summary>
+public enum RunMode { Default, From, Only, Node }
 
 /// <summary>A stage failed: names the stage, keeps the cause.</summary>
 public sealed class StageFailedException(string stage, Exception cause)
@@ -139,7 +143,7 @@ public sealed class FlowRunner(RunContext run)
         }
         var targetNames = targets.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
         foreach (var name in plan.UpstreamOf(targets).Where(n => !targetNames.Contains(n))) actions[name] = NodeAction.LoadOnly;
-        foreach (var t in targets) actions[t.Name] = NodeAction.Force;
+        foreach (var t in targets) actions[t.Name] = mode == RunMode.Node ? NodeAction.Reuse : NodeAction.Force;
         var missing = plan.Nodes.Where(n => actions.GetValueOrDefault(n.Name) == NodeAction.LoadOnly && !n.Stage.Volatile)
             .Where(n => run.Cache.Lookup(n.Name, n.Fingerprint).Status != CacheStatus.Hit)
             .Select(n => n.Name).ToList();
@@ -173,7 +177,7 @@ public sealed class FlowRunner(RunContext run)
             lock (run.Completed)
             {
                 run.Completed.Add(report);
-                RunRecord.WriteMetrics(run.RunDir, run.Completed);
+                if (run.WritesRunMetrics) RunRecord.WriteMetrics(run.RunDir, run.Completed);
             }
             return result;
         }

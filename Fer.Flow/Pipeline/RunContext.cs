@@ -20,6 +20,8 @@ public sealed class RunContext
     public ProgressDisplay Progress { get; init; } = ProgressDisplay.Silent();
     /// <summary>How many nodes may compute at once.</summary>
     public int Parallel { get; init; } = 1;
+    /// <summary>False for a cluster job, which computes one node of a run whose metrics.json its coordinator writes.</summary>
+    public bool WritesRunMetrics { get; init; } = true;
     /// <summary>The nodes finished so far in this run, in the order they finished.</summary>
     public List<StageReport> Completed { get; } = [];
 }

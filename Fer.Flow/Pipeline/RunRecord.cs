@@ -100,11 +100,17 @@ public sealed record RunRecord
     public IEnumerable<(string Node, T Metrics)> MetricsOf<T>() where T : class =>
         Stages.Select(s => (s.Stage, M: s.MetricsAs<T>())).Where(x => x.M is not null).Select(x => (x.Stage, x.M!));
 
-    public void Write(string runDir)
+    /// <summary>How the run was executed: null on this machine, "slurm" when each node was a Slurm job.</summary>
+    public string? Executor { get; init; }
+
+    public void Write(string runDir) => WriteTo(Path.Combine(runDir, FileName));
+
+    /// <summary>Writes the record to a file of its own (a cluster job's record of its node), through a temporary name.</summary>
+    public void WriteTo(string path)
     {
-        var path = Path.Combine(runDir, FileName);
-        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(this, Json));
-        File.Move(path + ".tmp", path, overwrite: true);
+        var tmp = $"{path}.{Environment.ProcessId}.tmp";
+        File.WriteAllText(tmp, JsonSerializer.Serialize(this, Json));
+        File.Move(tmp, path, overwrite: true);
     }
 
     /// <summary>metrics.json: every finished node's metrics by node name, for readers that want only the numbers.</summary>
@@ -117,9 +123,10 @@ public sealed record RunRecord
         File.Move(metricsPath + ".tmp", metricsPath, overwrite: true);
     }
 
-    public static RunRecord? TryRead(string runDir)
+    public static RunRecord? TryRead(string runDir) => TryReadFile(Path.Combine(runDir, FileName));
+
+    public static RunRecord? TryReadFile(string path)
     {
-        var path = Path.Combine(runDir, FileName);
         if (Fer.Core.Storage.FileStat.Of(path).Kind != Fer.Core.Storage.FileKind.Regular) return null;
         try
         {

@@ -20,6 +20,17 @@ public sealed class FlowItem(IReadOnlyList<NodeSpec> nodes)
         foreach (var n in Nodes) n.From.AddRange(producers);
         return this;
     }
+
+    /// <summary>Asks Slurm for more for these nodes' jobs (sbatch arguments: --gres=gpu:1, --time=04:00:00, --mem=16G).</summary>
+    public FlowItem Slurm(IEnumerable<string> sbatchArguments)
+    {
+        var arguments = sbatchArguments.ToList();
+        foreach (var a in arguments)
+            if (!a.StartsWith("--", StringComparison.Ordinal) || a.Contains('\n'))
+                throw new FlowDefinitionException($"slurm [ {a} ]: give sbatch options as --name=value");
+        foreach (var n in Nodes) n.SlurmArguments.AddRange(arguments);
+        return this;
+    }
 }
 
 /// <summary>
