@@ -180,6 +180,7 @@ public static class FlowCommand
         StartedUtc = DateTime.UtcNow,
         Sweep = request.Trial,
         Executor = request.Executor == "local" ? null : request.Executor,
+        SlurmJob = Cluster.SlurmJob.CurrentJobId(),
         Versions = new() { ["fer"] = Versions.Fer, ["torchsharp"] = Versions.TorchSharp, ["libtorch"] = Versions.LibTorch },
     };
 

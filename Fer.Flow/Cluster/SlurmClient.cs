@@ -45,9 +45,9 @@ public sealed class SlurmClient(TimeSpan? commandTimeout = null)
     private readonly TimeSpan _timeout = commandTimeout ?? TimeSpan.FromSeconds(60);
 
     /// <summary>Why Slurm cannot be used from here (sbatch not on PATH), or null.</summary>
-    public static string? Missing()
+    public static string? Missing(string? searchPath = null)
     {
-        var path = Environment.GetEnvironmentVariable("PATH") ?? "";
+        var path = searchPath ?? Environment.GetEnvironmentVariable("PATH") ?? "";
         bool found = path.Split(':', StringSplitOptions.RemoveEmptyEntries).Any(d => File.Exists(Path.Combine(d, "sbatch")));
         return found ? null : "sbatch is not on PATH: run on a machine with Slurm's client commands (Debian: apt-get install slurm-client), or use --executor local";
     }

@@ -100,6 +100,8 @@ public sealed record RunRecord
     public IEnumerable<(string Node, T Metrics)> MetricsOf<T>() where T : class =>
         Stages.Select(s => (s.Stage, M: s.MetricsAs<T>())).Where(x => x.M is not null).Select(x => (x.Stage, x.M!));
 
+    /// <summary>The Slurm job this process ran as (a node's job, or a sweep trial's array task: ID_TASK), if any.</summary>
+    public string? SlurmJob { get; init; }
     /// <summary>How the run was executed: null on this machine, "slurm" when each node was a Slurm job.</summary>
     public string? Executor { get; init; }
 

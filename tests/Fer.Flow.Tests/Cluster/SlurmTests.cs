@@ -1,0 +1,162 @@
+using System.Text.Json;
+using Fer.Flow.Audit;
+using Fer.Flow.Cache;
+using Fer.Flow.Cli;
+using Fer.Flow.Pipeline;
+
+namespace Fer.Flow.Tests.Cluster;
+
+/// <summary>Flows on a real one-machine Slurm (see <see cref="LocalSlurm"/>): jobs, dependencies, arrays, failures.</summary>
+[Collection(SlurmCollection.Name)]
+public sealed class SlurmTests(LocalSlurm slurm)
+{
+    /// <summary>A small flow: data stages, two fully connected members (one epoch on 200 faces), the ensemble; and an
+    /// optional stage of the script's own that waits (so a test can cancel its job while it runs).</summary>
+    private static string Script(TempDir dir, bool withPause = false)
+    {
+        var path = dir["cluster.fsx"];
+        File.WriteAllText(path, $$"""
+            #load @"{{Repo.Flow("Fer.fsx")}}"
+            open Fer
+            open Fer.Flow.Stages
+            type PauseSettings = { Seconds: float }
+            type Paused = { Waited: float }
+            let pause = defineStage "pause" { Seconds = 0.0 } (fun ctx s (split: SplitFaces) ->
+                ctx.CancellationToken.WaitHandle.WaitOne(System.TimeSpan.FromSeconds s.Seconds) |> ignore
+                { Waited = s.Seconds })
+            flow "cluster" [
+                ingest  [ "count" => 140; "seed" => 1 ]
+                augment [ "flip" => true ]
+                split   [ "valid_fraction" => 0.2; "seed" => 1 ]
+                {{(withPause ? "pause []" : Members)}}
+            ]
+            """);
+        return path;
+    }
+
+    private const string Members = "train [ model \"a\" \"seed-dnn\" [ \"lr\" => 1e-3 ]; model \"b\" \"seed-dnn\" [ \"lr\" => 5e-4 ] ] [ \"epochs\" => 1; \"seed\" => 1; \"batch_size\" => 32 ]\n    predict [ \"flip_tta\" => false ]";
+
+    private static FlowRequest Request(string script, string artifacts, string executor = "slurm") =>
+        new(script, artifacts, Device: "cpu", Console: false) { Executor = executor };
+
+    private static Dictionary<string, JsonElement> Metrics(string artifacts) =>
+        JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(File.ReadAllText(Path.Combine(RunCatalog.List(artifacts)[^1].Dir, RunRecord.MetricsFileName)))!;
+
+    [SkippableFact]
+    public async Task AFlowOnSlurmGivesTheLocalMetricsWithEveryStageAndMemberAJobOfItsOwn()
+    {
+        slurm.SkipUnlessRunning();
+        using var dir = new TempDir();
+        var script = Script(dir);
+        var errors = new StringWriter();
+        Assert.True(await FlowCommand.RunAsync(Request(script, dir["local"], "local"), errors) == 0, errors.ToString());
+        Assert.True(await FlowCommand.RunAsync(Request(script, dir["slurm"]), errors) == 0, errors.ToString());
+
+        var (local, onSlurm) = (Metrics(dir["local"]), Metrics(dir["slurm"]));
+        foreach (var (node, key) in new[] { ("predict", "valid_accuracy"), ("train.a", "best_valid_loss"), ("train.b", "best_valid_loss") })
+            Assert.Equal(local[node].GetProperty(key).GetDouble(), onSlurm[node].GetProperty(key).GetDouble(), 1e-9);
+
+        var run = RunCatalog.List(dir["slurm"]).Single();
+        Assert.Equal("slurm", run.Record!.Executor);
+        var log = ClefLog.Read(Path.Combine(run.Dir, Fer.Flow.Logging.RunLog.FileName));
+        var jobs = log.Events.Where(e => e.Property("JobState") == "COMPLETED").ToDictionary(e => e.Property("Stage")!, e => e.Property("SlurmJobId")!);
+        Assert.Equal(["augment", "ingest", "predict", "split", "train.a", "train.b"], jobs.Keys.Order());
+        Assert.Equal(6, jobs.Values.Distinct().Count());
+        // The one log holds every job's own events, each with its node, host and job id.
+        var trained = log.Events.Single(e => e.Property("Node") == "train.a" && e.Property("Stage") == "train.a" && e.Template.StartsWith("Stage {Stage} finished", StringComparison.Ordinal));
+        Assert.Equal(jobs["train.a"], trained.Property("SlurmJobId"));
+        Assert.False(string.IsNullOrEmpty(trained.Property("Host")));
+        // Both members ran at once (the machine has two CPUs and they depend only on split).
+        var spans = new[] { "train.a", "train.b" }.Select(n => log.Events.Where(e => e.Property("Node") == n).Select(e => e.Timestamp).ToList())
+            .Select(t => (Start: t.Min(), End: t.Max())).ToList();
+        Assert.True(spans[0].Start < spans[1].End && spans[1].Start < spans[0].End, "the members' jobs did not overlap");
+        var summary = new StringWriter();
+        Assert.Equal(0, AuditCommands.ShowLogs(new AuditCommands.LogQuery(dir["slurm"], null, null, null, null, false, true), summary, TextWriter.Null));
+        Assert.Contains("slurm job", summary.ToString());
+    }
+
+    [SkippableFact]
+    public async Task ACancelledJobFailsTheRunWithOneLineAndARerunFinishesIt()
+    {
+        slurm.SkipUnlessRunning();
+        using var dir = new TempDir();
+        var script = Script(dir, withPause: true);
+        var errors = new StringWriter();
+        var request = Request(script, dir["artifacts"]) with { Sets = ["pause.seconds=120"] };
+        var coordinator = Task.Run(() => FlowCommand.RunAsync(request, errors));
+        string? job = null;
+        for (var deadline = DateTime.UtcNow.AddSeconds(90); job is null && DateTime.UtcNow < deadline && !coordinator.IsCompleted; await Task.Delay(250))
+            job = slurm.Command("squeue", "-h", "-t", "RUNNING", "-n", "fer-pause", "-o", "%i").Trim() is { Length: > 0 } id ? id.Split('\n')[0] : null;
+        Assert.NotNull(job);
+        slurm.Command("scancel", job);
+        Assert.Equal(ExitCodes.Failed, await coordinator.WaitAsync(TimeSpan.FromSeconds(60)));
+        var line = Assert.Single(errors.ToString().Trim().Split('\n'));
+        var runDir = RunCatalog.List(dir["artifacts"]).Single().Dir;
+        Assert.Equal($"error: stage pause failed on Slurm (job {job}, CANCELLED); its output: {Path.Combine(runDir, "jobs", "pause.out")}", line);
+        Assert.Equal(RunStatus.Failed, RunCatalog.List(dir["artifacts"]).Single().Status);
+
+        // The rerun submits only what is not cached.
+        errors = new StringWriter();
+        Assert.True(await FlowCommand.RunAsync(request with { Sets = ["pause.seconds=0"] }, errors) == 0, errors.ToString());
+        var rerun = RunCatalog.List(dir["artifacts"])[^1];
+        Assert.Equal(["hit", "hit", "hit", "miss"], rerun.Record!.Stages.Select(s => s.Status.Text()));
+        Assert.Equal(["pause"], Directory.GetFiles(Path.Combine(rerun.Dir, "jobs"), "*.sh").Select(Path.GetFileNameWithoutExtension));
+    }
+
+    [SkippableFact]
+    public async Task ASweepIsOneJobArrayAndTwoSweepsAtOnceShareTheCacheAndLoseNothing()
+    {
+        slurm.SkipUnlessRunning();
+        using var dir = new TempDir();
+        var script = dir["data.fsx"];
+        File.WriteAllText(script, $$"""
+            #load @"{{Repo.Flow("Fer.fsx")}}"
+            open Fer
+            flow "data" [ ingest [ "count" => 140; "seed" => 1 ]; augment [ "flip" => true ]; split [ "valid_fraction" => 0.2; "seed" => 1 ] ]
+            """);
+        var (errorsA, errorsB) = (new StringWriter(), new StringWriter());
+        var a = Task.Run(() => FlowCommand.RunAsync(Request(script, dir["artifacts"]) with { Sweeps = ["augment.flip=true,false", "split.seed=1,2"] }, errorsA));
+        var b = Task.Run(() => FlowCommand.RunAsync(Request(script, dir["artifacts"]) with { Sweeps = ["split.seed=2,3"] }, errorsB));
+        Assert.True(await a == 0, errorsA.ToString());
+        Assert.True(await b == 0, errorsB.ToString());
+
+        var runs = RunCatalog.List(dir["artifacts"]);
+        Assert.Equal(6, runs.Count);
+        Assert.All(runs, r => Assert.Equal(RunStatus.Finished, r.Status));
+        // Each sweep was one array: its trials ran as tasks 0..N-1 of one job.
+        foreach (var sweep in runs.GroupBy(r => r.Record!.Sweep!.Id))
+        {
+            var tasks = sweep.Select(r => r.Record!.SlurmJob!).ToList();
+            Assert.Single(tasks.Select(t => t.Split('_')[0]).Distinct());
+            Assert.Equal(Enumerable.Range(0, sweep.Count()).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)), tasks.Select(t => t.Split('_')[1]).Order());
+        }
+        // Six trials, one ingest: computed once by whichever came first, waited for by the others.
+        Assert.Equal(1, runs.Count(r => r.Record!.Stages.Single(s => s.Stage == "ingest").Status == StageOutcome.Miss));
+        // Nothing lost: every entry the runs name is in the cache and verifies.
+        var cache = new StageCache(Path.Combine(dir["artifacts"], "cache"));
+        foreach (var s in runs.SelectMany(r => r.Record!.Stages))
+            Assert.Equal(CacheStatus.Hit, cache.Lookup(s.Stage, s.Fingerprint).Status);
+    }
+
+    [SkippableFact]
+    public async Task AnUnknownPartitionIsOneLineNamingTheClustersPartitions()
+    {
+        slurm.SkipUnlessRunning();
+        using var dir = new TempDir();
+        var errors = new StringWriter();
+        var request = Request(Script(dir), dir["artifacts"]) with { Slurm = new Fer.Flow.Cluster.SlurmResources { Partition = "gpu-nowhere" } };
+        Assert.Equal(ExitCodes.BadInput, await FlowCommand.RunAsync(request, errors));
+        Assert.Equal($"error: --slurm-partition gpu-nowhere: the cluster has no such partition; its partitions: {slurm.Partition}", errors.ToString().Trim());
+        Assert.False(Directory.Exists(dir["artifacts/runs"]));
+    }
+}
+
+public class SlurmClientTests
+{
+    [Fact]
+    public void WithoutSbatchOnPathTheExecutorSaysWhatToInstallOrUse()
+    {
+        var why = Fer.Flow.Cluster.SlurmClient.Missing("/nonexistent:/also-not-here");
+        Assert.Equal("sbatch is not on PATH: run on a machine with Slurm's client commands (Debian: apt-get install slurm-client), or use --executor local", why);
+    }
+}
