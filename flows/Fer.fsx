@@ -17,7 +17,7 @@ let stage kind (settings: Setting list) = FlowScript.Stage(kind, settings)
 let ingest settings = stage "ingest" settings
 let augment settings = stage "augment" settings
 let split settings = stage "split" settings
-/// An ensemble member: a name, a registered model (seed-cnn, seed-dnn, vgg-bn or one the script registers), its settings.
+/// An ensemble member: a name, a registered model (one of Fer's, such as seed-cnn, or one the script registers), its settings.
 let model name modelName (settings: Setting list) = FlowScript.Member(name, modelName, settings)
 /// One node per member (train.NAME); the settings after the members apply to every member.
 let train (members: MemberSpec list) (settings: Setting list) = FlowScript.Train(members, settings)

@@ -98,9 +98,10 @@ public sealed class SlurmExecutor(FlowRequest request, FlowDefinition flow, SetO
         }
         catch (OperationCanceledException)
         {
+            var open = jobs.Where(j => !j.Done).Select(j => j.JobId).ToList();
             Cancel(client, jobs, log);
             record = record with { Status = RunStatus.Cancelled, Error = "cancelled", FinishedUtc = DateTime.UtcNow, Stages = Reports(cache, runDir, jobs) };
-            stderr.WriteLine($"error: cancelled; the run's Slurm jobs ({string.Join(", ", jobs.Select(j => j.JobId))}) were cancelled");
+            stderr.WriteLine(open.Count == 0 ? "error: cancelled" : $"error: cancelled; the run's unfinished Slurm jobs ({string.Join(", ", open)}) were cancelled");
             return ExitCodes.Cancelled;
         }
         catch (SlurmException e)

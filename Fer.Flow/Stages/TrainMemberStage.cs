@@ -12,7 +12,7 @@ namespace Fer.Flow.Stages;
 /// given beside them by name (conv_dropout, width, ...) and checked against the model registry.</summary>
 public sealed record MemberSettings
 {
-    [Description("Registered model to train (seed-cnn, seed-dnn, vgg-bn or one the flow script registers)")] public string Model { get; init; } = "";
+    [Description("Registered model to train: one of Fer's (ModelCatalog.BuiltIn) or one the flow script registers")] public string Model { get; init; } = "";
     [Description("Maximum epochs"), Range(1.0, 100_000.0)] public int Epochs { get; init; } = 10;
     [Description("Batch size"), Range(1.0, 65_536.0)] public int BatchSize { get; init; } = 128;
     [Description("Adam learning rate"), Range(0.0, 10.0, MinimumIsExclusive = true)] public double Lr { get; init; } = 1e-3;

@@ -12,9 +12,11 @@ public sealed class SlurmTests(LocalSlurm slurm)
 {
     /// <summary>A small flow: data stages and two fully connected members (one epoch on 200 faces); or, instead of the members, an
     /// optional stage of the script's own that waits (so a test can cancel its job while it runs).</summary>
-    private static string Script(TempDir dir, bool withPause = false)
+    private string Script(bool withPause = false)
     {
-        var path = dir["cluster.fsx"];
+        // In the cluster's folder, the same text for every test: compiled once, then served from the script cache.
+        var path = Path.Combine(slurm.Folder, withPause ? "pause.fsx" : "cluster.fsx");
+        if (File.Exists(path)) return path;
         File.WriteAllText(path, $$"""
             #load @"{{Repo.Flow("Fer.fsx")}}"
             open Fer
@@ -47,7 +49,7 @@ public sealed class SlurmTests(LocalSlurm slurm)
     {
         slurm.SkipUnlessRunning();
         using var dir = new TempDir();
-        var script = Script(dir);
+        var script = Script();
         var errors = new StringWriter();
         Assert.True(await FlowCommand.RunAsync(Request(script, dir["local"], "local"), errors) == 0, errors.ToString());
         Assert.True(await FlowCommand.RunAsync(Request(script, dir["slurm"]), errors) == 0, errors.ToString());
@@ -80,20 +82,43 @@ public sealed class SlurmTests(LocalSlurm slurm)
     {
         slurm.SkipUnlessRunning();
         using var dir = new TempDir();
-        var script = Script(dir, withPause: true);
+        var script = Script(withPause: true);
         var errors = new StringWriter();
         var request = Request(script, dir["artifacts"]) with { Sets = ["pause.seconds=120"] };
+        async Task<string> RunningPauseJob(Task coordinator)
+        {
+            string? job = null;
+            for (var deadline = DateTime.UtcNow.AddSeconds(90); job is null && DateTime.UtcNow < deadline && !coordinator.IsCompleted; await Task.Delay(250))
+                job = slurm.Command("squeue", "-h", "-t", "RUNNING", "-n", "fer-pause", "-o", "%i").Trim() is { Length: > 0 } id ? id.Split('\n')[0] : null;
+            Assert.NotNull(job);
+            return job;
+        }
+
+        // Ctrl-C on the coordinator cancels the run's jobs.
+        using (var ctrlC = new CancellationTokenSource())
+        {
+            var interrupted = Task.Run(() => FlowCommand.RunAsync(request, errors, ctrlC.Token));
+            var running = await RunningPauseJob(interrupted);
+            ctrlC.Cancel();
+            Assert.Equal(ExitCodes.Cancelled, await interrupted.WaitAsync(TimeSpan.FromSeconds(60)));
+            Assert.Contains($"error: cancelled; the run's unfinished Slurm jobs ({running}) were cancelled", errors.ToString());
+            string state = "";
+            for (var deadline = DateTime.UtcNow.AddSeconds(30); DateTime.UtcNow < deadline; await Task.Delay(250))
+                if ((state = slurm.Command("squeue", "--states=all", "-h", "-j", running, "-o", "%T").Trim()) is not ("RUNNING" or "COMPLETING")) break;
+            Assert.Equal("CANCELLED", state);
+            Assert.Equal(RunStatus.Cancelled, RunCatalog.List(dir["artifacts"]).Single().Status);
+        }
+
+        // A job cancelled on the cluster fails the run with one line naming it.
+        errors = new StringWriter();
         var coordinator = Task.Run(() => FlowCommand.RunAsync(request, errors));
-        string? job = null;
-        for (var deadline = DateTime.UtcNow.AddSeconds(90); job is null && DateTime.UtcNow < deadline && !coordinator.IsCompleted; await Task.Delay(250))
-            job = slurm.Command("squeue", "-h", "-t", "RUNNING", "-n", "fer-pause", "-o", "%i").Trim() is { Length: > 0 } id ? id.Split('\n')[0] : null;
-        Assert.NotNull(job);
+        var job = await RunningPauseJob(coordinator);
         slurm.Command("scancel", job);
         Assert.Equal(ExitCodes.Failed, await coordinator.WaitAsync(TimeSpan.FromSeconds(60)));
         var line = Assert.Single(errors.ToString().Trim().Split('\n'));
-        var runDir = RunCatalog.List(dir["artifacts"]).Single().Dir;
+        var runDir = RunCatalog.List(dir["artifacts"])[^1].Dir;
         Assert.Equal($"error: stage pause failed on Slurm (job {job}, CANCELLED); its output: {Path.Combine(runDir, "jobs", "pause.out")}", line);
-        Assert.Equal(RunStatus.Failed, RunCatalog.List(dir["artifacts"]).Single().Status);
+        Assert.Equal(RunStatus.Failed, RunCatalog.List(dir["artifacts"])[^1].Status);
 
         // The rerun submits only what is not cached.
         errors = new StringWriter();
@@ -108,7 +133,7 @@ public sealed class SlurmTests(LocalSlurm slurm)
     {
         slurm.SkipUnlessRunning();
         using var dir = new TempDir();
-        var script = dir["data.fsx"];
+        var script = Path.Combine(slurm.Folder, "data.fsx");
         File.WriteAllText(script, $$"""
             #load @"{{Repo.Flow("Fer.fsx")}}"
             open Fer
@@ -144,7 +169,7 @@ public sealed class SlurmTests(LocalSlurm slurm)
         slurm.SkipUnlessRunning();
         using var dir = new TempDir();
         var errors = new StringWriter();
-        var request = Request(Script(dir), dir["artifacts"]) with { Slurm = new Fer.Flow.Cluster.SlurmResources { Partition = "gpu-nowhere" } };
+        var request = Request(Script(), dir["artifacts"]) with { Slurm = new Fer.Flow.Cluster.SlurmResources { Partition = "gpu-nowhere" } };
         Assert.Equal(ExitCodes.BadInput, await FlowCommand.RunAsync(request, errors));
         Assert.Equal($"error: --slurm-partition gpu-nowhere: the cluster has no such partition; its partitions: {slurm.Partition}", errors.ToString().Trim());
         Assert.False(Directory.Exists(dir["artifacts/runs"]));
