@@ -43,6 +43,12 @@ public sealed record EnsembleMetrics
     public string BestMember { get; init; } = "";
     public double BestMemberValidAccuracy { get; init; }
     public bool FellBackToBestMember { get; init; }
+    /// <summary>How the members were combined (fitted, equal, best_member), chosen by held-out accuracy over <see cref="Folds"/> folds.</summary>
+    [System.Text.Json.Serialization.JsonConverter(typeof(LowerCaseEnumConverter<EnsembleChoice>))]
+    public EnsembleChoice Combination { get; init; } = EnsembleChoice.Fitted;
+    public int Folds { get; init; }
+    /// <summary>Each candidate's held-out accuracy and NLL, by its snake_case name (empty when the set was too small to fold).</summary>
+    public IReadOnlyDictionary<string, HeldOutScore> HeldOut { get; init; } = new Dictionary<string, HeldOutScore>();
     public string Explanation { get; init; } = "";
     public ClassificationMetrics Valid { get; init; } = new(0, 0, "", "", new Dictionary<string, ClassScores>());
     public ClassificationMetrics? Test { get; init; }
@@ -139,7 +145,8 @@ public sealed class PredictStage : Stage<PredictInputs, PredictSettings, Ensembl
             Members = [.. members.Select(m => m.Member)], Weights = weights, FlipTta = s.FlipTta,
             ValidAccuracy = fit.ValidAccuracy, ValidNll = fit.ValidNll, EqualWeightValidAccuracy = fit.EqualWeightAccuracy, EqualWeightValidNll = fit.EqualWeightNll,
             BestMember = members[fit.BestMember].Member, BestMemberValidAccuracy = fit.BestMemberAccuracy,
-            FellBackToBestMember = fit.FellBackToBestMember, Explanation = fit.Explanation,
+            FellBackToBestMember = fit.FellBackToBestMember, Explanation = fit.Explanation, Combination = fit.Choice, Folds = fit.Folds,
+            HeldOut = fit.HeldOut.ToDictionary(h => SettingsSchema.SnakeCase(h.Key.ToString()), h => h.Value),
             Valid = ClassificationMetrics.From(validReport), Test = testReport is null ? null : ClassificationMetrics.From(testReport),
             ConfusionMember = chosen, Submission = submission is not null,
             PerMember = memberReports.ToDictionary(r => r.Member, r => new MemberEvaluation(weights[r.Member], r.Valid.Accuracy, r.Test?.Accuracy, ClassificationMetrics.From(r.Valid))),
@@ -174,8 +181,8 @@ public sealed class PredictStage : Stage<PredictInputs, PredictSettings, Ensembl
     private static EnsembleFit FitWeights(StageContext ctx, List<TrainedMember> members, List<float[]> validProbs, int[] labels, int classes)
     {
         var fit = EnsembleWeights.Fit(validProbs, labels, classes);
-        if (fit.FellBackToBestMember)
-            ctx.Log.Warning("Ensemble fell back to the best member: {Explanation}", fit.Explanation);
+        // The choice is said first, so the weights logged next read as the ones used, not the ones fitted.
+        ctx.Log.Information("Ensemble combination {Combination}: {Explanation}", SettingsSchema.SnakeCase(fit.Choice.ToString()), fit.Explanation);
         ctx.Log.Information("Ensemble weights used {Weights}: valid accuracy {EnsembleValidAccuracy:0.0000} (NLL {ValidNll:0.0000}); equal weights {EqualWeightAccuracy:0.0000}; best member {BestMember} {BestMemberAccuracy:0.0000}",
             SettingsSchema.Pairs(members.Select((m, i) => KeyValuePair.Create(m.Member, Math.Round(fit.Weights[i], 4)))), fit.ValidAccuracy, fit.ValidNll,
             fit.EqualWeightAccuracy, members[fit.BestMember].Member, fit.BestMemberAccuracy);

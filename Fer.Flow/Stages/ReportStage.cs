@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
+using Fer.Core.Ensemble;
 using Fer.Core.Models;
 using Fer.Core.Plots;
 using Fer.Flow.Pipeline;
@@ -170,11 +171,11 @@ public static class ReportBuilder
             h.Append("<table><tr><th>model</th><th>weight</th><th>validation accuracy</th><th>test accuracy</th></tr>");
             foreach (var (name, e) in ensemble.PerMember)
                 h.Append($"<tr><td>{E(name)}</td><td>{F(e.Weight)}</td><td>{P(e.ValidAccuracyTta)}</td><td>{Opt(e.TestAccuracy)}</td></tr>");
-            h.Append($"<tr class=\"total\"><td>fitted ensemble</td><td>1</td><td>{P(ensemble.ValidAccuracy)}</td><td>{Opt(ensemble.Test?.Accuracy)}</td></tr>");
+            var used = ensemble.Combination switch { EnsembleChoice.Equal => "equal weights", EnsembleChoice.BestMember => "best member", _ => "fitted weights" };
+            h.Append($"<tr class=\"total\"><td>ensemble ({used})</td><td>1</td><td>{P(ensemble.ValidAccuracy)}</td><td>{Opt(ensemble.Test?.Accuracy)}</td></tr>");
             h.Append($"<tr><td>equal weights</td><td>-</td><td>{P(ensemble.EqualWeightValidAccuracy)}</td><td>-</td></tr></table>");
-            h.Append($"<p>Weights are non-negative, sum to 1 and minimise the validation log-loss (fitted {F(ensemble.ValidNll)} against {F(ensemble.EqualWeightValidNll)} for equal weights). " +
-                     $"Predictions {(ensemble.FlipTta ? "average each image with its mirror image" : "use the images as they are")}. " +
-                     (ensemble.FellBackToBestMember ? $"The fit fell back to the best member: {E(ensemble.Explanation)}." : "") + "</p>");
+            h.Append($"<p>Fitted weights are non-negative, sum to 1 and minimise the validation log-loss; the combination used was chosen on held-out folds of the validation set: {E(ensemble.Explanation)}. " +
+                     $"Predictions {(ensemble.FlipTta ? "average each image with its mirror image" : "use the images as they are")}.</p>");
             if (ensemble.Submission) h.Append("<p>The submission file is <code>predictions.csv</code> in the run folder.</p>");
         }
         else h.Append("<p>No ensemble in this run.</p>");

@@ -54,8 +54,8 @@ public class EnsembleWeightsTests
             for (int c = 0; c < 7; c++) noise[i * 7 + c] = (float)(row[c] / row.Sum());
         }
         var fit = EnsembleWeights.Fit([good, (float[])good.Clone(), noise], labels, 7);
-        Assert.Equal(fit.Weights[0], fit.Weights[1], 3);
-        Assert.True(fit.Weights[2] < 0.05, string.Join(", ", fit.Weights));
+        Assert.Equal(fit.FittedWeights[0], fit.FittedWeights[1], 3);
+        Assert.True(fit.FittedWeights[2] < 0.05, string.Join(", ", fit.FittedWeights));
         var single = EnsembleWeights.Fit([good], labels, 7);
         Assert.Equal([1.0], single.Weights);
         Assert.Equal(single.ValidAccuracy, fit.ValidAccuracy, 9);
@@ -85,16 +85,60 @@ public class EnsembleWeightsTests
         Assert.Contains("best member", fit.Explanation);
     }
 
+    /// <summary>The combination used is the one with the best held-out accuracy over the folds (the pooled score of each).</summary>
     [Fact]
-    public void TheEnsembleIsNeverLessAccurateThanItsBestMember()
+    public void TheCombinationUsedIsTheBestOnHeldOutRows()
     {
         for (int seed = 0; seed < 8; seed++)
         {
             var labels = Labels(400, 7, seed);
             var members = Enumerable.Range(0, 3).Select(k => Member(labels, 7, 0.3 + 0.2 * k, 0.3 + 0.2 * ((k + seed) % 3), seed * 10 + k)).ToList();
             var fit = EnsembleWeights.Fit(members, labels, 7);
-            Assert.True(fit.ValidAccuracy >= fit.BestMemberAccuracy, $"seed {seed}");
+            Assert.Equal(5, fit.Folds);
+            Assert.Equal(fit.HeldOut.Values.Max(h => h.Accuracy), fit.HeldOut[fit.Choice].Accuracy);
+            Assert.Equal(1.0, fit.Weights.Sum(), 9);
+            Assert.Contains("held-out accuracy over 5 folds", fit.Explanation);
         }
+    }
+
+    /// <summary>
+    /// The quickstart's case: the NLL fit gives one member all the weight, while equal weights are more accurate. Member
+    /// A is right on 3 rows in 4 and sure when right, mildly wrong otherwise; B is right on the other rows' share and
+    /// hedged when right, nearly sure of a wrong class otherwise (which the log-loss punishes). The NLL optimum is A alone
+    /// (accuracy 0.75); equal weights get every row right. Cross-validation sees it and uses equal weights.
+    /// </summary>
+    [Fact]
+    public void EqualWeightsAreUsedWhenTheFitDoesNotBeatThemOnHeldOutRows()
+    {
+        int n = 200;
+        var labels = Enumerable.Range(0, n).Select(i => i % 2).ToArray();
+        var a = new float[n * 2];
+        var b = new float[n * 2];
+        for (int i = 0; i < n; i++)
+        {
+            int t = labels[i];
+            (float pa, float pb) = (i % 4) switch { 0 => (0.45f, 0.6f), 1 => (0.99f, 0.02f), _ => (0.99f, 0.6f) };
+            a[i * 2 + t] = pa; a[i * 2 + 1 - t] = 1 - pa;
+            b[i * 2 + t] = pb; b[i * 2 + 1 - t] = 1 - pb;
+        }
+        var fit = EnsembleWeights.Fit([a, b], labels, 2);
+        Assert.True(fit.FittedWeights[0] > 0.95, string.Join(", ", fit.FittedWeights));
+        Assert.Equal(EnsembleChoice.Equal, fit.Choice);
+        Assert.Equal([0.5, 0.5], fit.Weights);
+        Assert.Equal(1.0, fit.ValidAccuracy);
+        Assert.Equal(1.0, fit.HeldOut[EnsembleChoice.Equal].Accuracy);
+        Assert.True(fit.HeldOut[EnsembleChoice.Fitted].Accuracy < 0.8, fit.Explanation);
+        Assert.Contains("does not beat equal weights on held-out rows, so equal weights are used", fit.Explanation);
+    }
+
+    [Fact]
+    public void ASetTooSmallToFoldKeepsTheFitUnlessTheBestMemberIsMoreAccurate()
+    {
+        var labels = Labels(15, 7, 3);
+        var fit = EnsembleWeights.Fit([Member(labels, 7, 0.8, 0.7, 1), Member(labels, 7, 0.5, 0.7, 2)], labels, 7);
+        Assert.Equal(0, fit.Folds);
+        Assert.Empty(fit.HeldOut);
+        Assert.True(fit.ValidAccuracy >= fit.BestMemberAccuracy);
     }
 
     [Fact]
