@@ -39,6 +39,35 @@ public static class BatchAugmenter
         var thetaTensor = tensor(theta, [n, 2, 3]).to(images.dtype).to(images.device);
         var grid = nn.functional.affine_grid(thetaTensor, images.shape, align_corners: false);
         var warped = nn.functional.grid_sample(images, grid, GridSampleMode.Bilinear, GridSamplePaddingMode.Border, align_corners: false);
+        if (augmentation.EraseProbability > 0)
+            warped = warped.mul(EraseMask(n, (int)images.shape[2], (int)images.shape[3], augmentation.EraseProbability, random).to(images.dtype).to(images.device));
         return warped.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Random erasing as one multiplicative mask [N, 1, H, W] (torchvision's RandomErasing: with probability p, a rectangle
+    /// of 2-33 % of the area and aspect ratio 0.3-3.3, up to 10 tries to fit it, set to 0), drawn from the batch's keyed
+    /// random numbers: the whole batch is erased by one tensor product, not image by image.
+    /// </summary>
+    internal static Tensor EraseMask(int n, int height, int width, double probability, KeyedRandom random)
+    {
+        var mask = new float[n * height * width];
+        Array.Fill(mask, 1f);
+        for (int i = 0; i < n; i++)
+        {
+            if (random.NextDouble() >= probability) continue;
+            for (int attempt = 0; attempt < 10; attempt++)
+            {
+                double area = height * width * (0.02 + 0.31 * random.NextDouble());
+                double aspect = Math.Exp(Math.Log(0.3) + (Math.Log(3.3) - Math.Log(0.3)) * random.NextDouble());
+                int h = (int)Math.Round(Math.Sqrt(area * aspect)), w = (int)Math.Round(Math.Sqrt(area / aspect));
+                if (h < 1 || w < 1 || h >= height || w >= width) continue;
+                int top = (int)(random.NextDouble() * (height - h + 1)), left = (int)(random.NextDouble() * (width - w + 1));
+                for (int y = top; y < top + h; y++)
+                    Array.Fill(mask, 0f, i * height * width + y * width + left, w);
+                break;
+            }
+        }
+        return tensor(mask, [n, 1, height, width]);
     }
 }

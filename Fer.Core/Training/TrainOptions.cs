@@ -10,14 +10,31 @@ namespace Fer.Core.Training;
 public sealed record OnlineAugmentation(
     double MaxShift = 0.1, double MaxRotationDegrees = 10, double MaxZoom = 0.1, bool HorizontalFlip = false)
 {
+    /// <summary>
+    /// Random erasing (Zhong et al., torchvision's RandomErasing defaults): with this probability a rectangle of 2-33 %
+    /// of the image, aspect ratio 0.3-3.3, is set to 0 after the warp.
+    /// </summary>
+    public double EraseProbability { get; init; }
+
     public void Validate()
     {
+        if (!(EraseProbability >= 0 && EraseProbability <= 1)) throw new ArgumentOutOfRangeException(nameof(EraseProbability), EraseProbability, "must be in [0, 1]");
         if (!(MaxShift >= 0 && MaxShift < 1)) throw new ArgumentOutOfRangeException(nameof(MaxShift), MaxShift, "must be in [0, 1)");
         if (!(MaxRotationDegrees >= 0 && MaxRotationDegrees <= 180))
             throw new ArgumentOutOfRangeException(nameof(MaxRotationDegrees), MaxRotationDegrees, "must be in [0, 180]");
         if (!(MaxZoom >= 0 && MaxZoom < 1)) throw new ArgumentOutOfRangeException(nameof(MaxZoom), MaxZoom, "must be in [0, 1)");
     }
 }
+
+/// <summary>The optimizer: Adam (the seed report's), AdamW (decoupled weight decay), or SGD with momentum (optionally Nesterov's).</summary>
+public enum OptimizerKind { Adam, AdamW, Sgd }
+
+/// <summary>
+/// How the learning rate moves within the run, step by step (each batch): constant (ReduceLrFactor may still lower it
+/// on a plateau), cosine annealing from the rate to MinLearningRate, or one cycle (PyTorch's OneCycleLR defaults: up from
+/// rate / 25 over the first 30 % of steps, then cosine down to rate / 1e4).
+/// </summary>
+public enum LrSchedule { Constant, Cosine, OneCycle }
 
 /// <summary>What early stopping and "best epoch" watch.</summary>
 public enum EarlyStoppingMonitor
@@ -34,8 +51,16 @@ public sealed record TrainOptions
     public int Epochs { get; init; } = 30;
     public int BatchSize { get; init; } = 128;
     public double LearningRate { get; init; } = 1e-3;
-    /// <summary>Adam's L2 weight decay (added to the gradient, as torch.optim.Adam does).</summary>
+    /// <summary>Weight decay: L2 added to the gradient for Adam and SGD (as torch.optim does), decoupled for AdamW.</summary>
     public double WeightDecay { get; init; }
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.Adam;
+    /// <summary>SGD's momentum.</summary>
+    public double Momentum { get; init; } = 0.9;
+    /// <summary>SGD with Nesterov's momentum.</summary>
+    public bool Nesterov { get; init; }
+    public LrSchedule Schedule { get; init; } = LrSchedule.Constant;
+    /// <summary>Cross-entropy against (1 - s) one-hot + s / C (Szegedy et al.); 0 = plain cross-entropy. Validation loss stays plain.</summary>
+    public double LabelSmoothing { get; init; }
 
     /// <summary>Stop after this many epochs without improvement of <see cref="Monitor"/>; null = never stop early.</summary>
     public int? EarlyStoppingPatience { get; init; }
@@ -75,6 +100,12 @@ public sealed record TrainOptions
         if (ReduceLrPatience < 1) throw new ArgumentOutOfRangeException(nameof(ReduceLrPatience), ReduceLrPatience, "must be at least 1");
         if (!(MinLearningRate >= 0)) throw new ArgumentOutOfRangeException(nameof(MinLearningRate), MinLearningRate, "must be >= 0");
         if (PrefetchBatches < 1) throw new ArgumentOutOfRangeException(nameof(PrefetchBatches), PrefetchBatches, "must be at least 1");
+        if (!(Momentum >= 0 && Momentum < 1)) throw new ArgumentOutOfRangeException(nameof(Momentum), Momentum, "must be in [0, 1)");
+        if (Nesterov && (Optimizer != OptimizerKind.Sgd || Momentum == 0))
+            throw new ArgumentException("Nesterov momentum needs the SGD optimizer and a momentum above 0", nameof(Nesterov));
+        if (!(LabelSmoothing >= 0 && LabelSmoothing < 1)) throw new ArgumentOutOfRangeException(nameof(LabelSmoothing), LabelSmoothing, "must be in [0, 1)");
+        if (Schedule != LrSchedule.Constant && ReduceLrFactor is not null)
+            throw new ArgumentException($"the {Schedule} schedule sets the rate at every step; a plateau reduction (ReduceLrFactor) needs the constant schedule", nameof(Schedule));
         Augmentation?.Validate();
     }
 }

@@ -52,7 +52,7 @@ public sealed class Trainer
         using var convolutions = TorchRuntime.ConvolutionsForTraining(_model);
         // Everything Fit allocates (optimizer state, best-weight copies, class weights) lives until Fit returns.
         using var fitScope = NewDisposeScope();
-        using var optimizer = optim.Adam(_model.parameters(), lr: o.LearningRate, weight_decay: o.WeightDecay);
+        using var optimizer = CreateOptimizer();
 
         var fingerprint = Fingerprint(train, valid);
         var history = new List<EpochRecord>();
@@ -94,6 +94,8 @@ public sealed class Trainer
             var (loss, accuracy) = TrainEpoch(epoch, optimizer, prefetcher, classWeights, run.LearningRate,
                 lastValidSeconds, progress, ct);
             double trainSeconds = clock.Elapsed.TotalSeconds;
+            if (o.Schedule != LrSchedule.Constant) // the rate of the epoch's last step, as the history records it
+                run.LearningRate = ScheduledRate(o, epoch * prefetcher.BatchesPerEpoch - 1, o.Epochs * prefetcher.BatchesPerEpoch);
             var (validLoss, validAccuracy) = Evaluate(valid);
             lastValidSeconds = clock.Elapsed.TotalSeconds - trainSeconds;
             var record = new EpochRecord(epoch, loss, accuracy, validLoss, validAccuracy, run.LearningRate,
@@ -233,9 +235,11 @@ public sealed class Trainer
                     throw new InvalidOperationException($"batch producer out of step: got epoch {batch.Epoch} batch {batch.Index}, expected {epoch}/{b}");
                 var images = batch.Images.to(_device, non_blocking: true);
                 var labels = batch.Labels.to(_device, non_blocking: true);
+                if (_options.Schedule != LrSchedule.Constant)
+                    SetLearningRate(optimizer, ScheduledRate(_options, (epoch - 1) * batches + b, _options.Epochs * batches));
                 optimizer.zero_grad();
                 var logits = _model.call(images);
-                var batchLoss = nn.functional.cross_entropy(logits, labels, classWeights);
+                var batchLoss = nn.functional.cross_entropy(logits, labels, classWeights, label_smoothing: _options.LabelSmoothing);
                 batchLoss.backward();
                 optimizer.step();
                 using (no_grad())
@@ -339,6 +343,38 @@ public sealed class Trainer
     {
         using var noGrad = no_grad();
         foreach (var (name, value) in _model.state_dict()) value.copy_(weights[name]);
+    }
+
+    private optim.Optimizer CreateOptimizer()
+    {
+        var o = _options;
+        return o.Optimizer switch
+        {
+            OptimizerKind.Sgd => optim.SGD(_model.parameters(), o.LearningRate, momentum: o.Momentum, weight_decay: o.WeightDecay, nesterov: o.Nesterov),
+            OptimizerKind.AdamW => optim.AdamW(_model.parameters(), lr: o.LearningRate, weight_decay: o.WeightDecay),
+            _ => optim.Adam(_model.parameters(), lr: o.LearningRate, weight_decay: o.WeightDecay),
+        };
+    }
+
+    /// <summary>
+    /// The learning rate of a step (0-based, of <paramref name="steps"/>) under the options' schedule: cosine annealing
+    /// from LearningRate to MinLearningRate, or one cycle (PyTorch's OneCycleLR: from rate / 25 up to the rate over the
+    /// first 30 % of steps, then cosine down to rate / 25e4). A pure function of the step, so a resumed run matches.
+    /// </summary>
+    public static double ScheduledRate(TrainOptions o, int step, int steps)
+    {
+        double Cosine(double from, double to, double t) => to + (from - to) * (1 + Math.Cos(Math.PI * Math.Clamp(t, 0, 1))) / 2;
+        switch (o.Schedule)
+        {
+            case LrSchedule.Cosine:
+                return Cosine(o.LearningRate, o.MinLearningRate, steps <= 1 ? 0 : step / (double)(steps - 1));
+            case LrSchedule.OneCycle:
+                double initial = o.LearningRate / 25, final = initial / 1e4;
+                double up = Math.Max(1, 0.3 * steps - 1);
+                return step <= up ? Cosine(initial, o.LearningRate, step / up) : Cosine(o.LearningRate, final, (step - up) / Math.Max(1, steps - 1 - up));
+            default:
+                return o.LearningRate;
+        }
     }
 
     private static void SetLearningRate(optim.Optimizer optimizer, double learningRate)

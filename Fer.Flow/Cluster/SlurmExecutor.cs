@@ -63,12 +63,26 @@ public sealed class SlurmExecutor(FlowRequest request, FlowDefinition flow, SetO
             return ExitCodes.BadInput;
         }
         var artifacts = Path.GetFullPath(request.Artifacts);
-        using var artifactsLock = ArtifactsLock.Acquire(artifacts, $"fer run {Path.GetFileName(request.FlowPath)} (slurm)", TimeSpan.FromSeconds(request.WaitSeconds));
-        var cache = new StageCache(Path.Combine(artifacts, "cache"));
         var runId = FlowCommand.NewRunId();
         var runDir = Path.Combine(artifacts, "runs", runId);
-        Directory.CreateDirectory(Path.Combine(runDir, SlurmJob.Folder));
-        using var runningLock = new FileStream(Path.Combine(runDir, RunRecord.RunningLockFileName), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+        ArtifactsLock artifactsLock;
+        try { artifactsLock = ArtifactsLock.Acquire(artifacts, $"fer run {Path.GetFileName(request.FlowPath)} (slurm)", TimeSpan.FromSeconds(request.WaitSeconds)); }
+        catch (ArtifactsBusyException e) { stderr.WriteLine($"error: {e.Message}"); return ExitCodes.Busy; }
+        catch (ArtifactsUnusableException e) { stderr.WriteLine($"error: {e.Message}"); return ExitCodes.BadInput; }
+        using var _ = artifactsLock;
+        FileStream runningLock;
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(runDir, SlurmJob.Folder));
+            runningLock = new FileStream(Path.Combine(runDir, RunRecord.RunningLockFileName), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stderr.WriteLine($"error: cannot write the run folder {runDir}: {e.Message} (is the artifacts folder read-only or the disk full?)");
+            return ExitCodes.Failed;
+        }
+        using var __ = runningLock;
+        var cache = new StageCache(Path.Combine(artifacts, "cache"));
         var log = RunLog.Create(runDir, runId, flow.Name, request.Console,
             properties: new Dictionary<string, string> { ["Node"] = "coordinator", ["Host"] = Environment.MachineName });
         var record = FlowCommand.NewRecord(request, runId, flow, sets, plan);
@@ -276,25 +290,11 @@ public sealed class SlurmExecutor(FlowRequest request, FlowDefinition flow, SetO
             object? output = null;
             try { output = OutputStore.Read(node.Stage.OutputType, lookup.Dir); }
             catch (Exception e) when (e is InvalidDataException or IOException) { }
-            PublishCached(lookup.Dir, runDir);
+            FlowRunner.PublishInto(lookup.Dir, runDir); // as a local run's cache hits are
             reports.Add(StageReport.With(new StageReport(node.Name, node.Kind, node.Fingerprint, StageOutcome.Hit, 0, lookup.Manifest!.Rows),
                 (output as IHasMetrics)?.Metrics));
         }
         return reports;
-    }
-
-    /// <summary>A cached node's published files go into the run folder, as a local run's cache hits do.</summary>
-    private static void PublishCached(string entryDir, string runDir)
-    {
-        var publish = Path.Combine(entryDir, "publish");
-        if (!Directory.Exists(publish)) return;
-        foreach (var file in Directory.EnumerateFiles(publish, "*", SearchOption.AllDirectories))
-        {
-            var dest = Path.Combine(runDir, Path.GetRelativePath(publish, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
-            File.Copy(file, dest + ".tmp", overwrite: true);
-            File.Move(dest + ".tmp", dest, overwrite: true);
-        }
     }
 
     /// <summary>One CLEF log per run: the coordinator's events and every job's, in time order (written whole, then renamed).</summary>

@@ -340,13 +340,16 @@ public sealed class FlowRunner(RunContext run)
     }
 
     /// <summary>Copies an entry's publish/ folder into the run folder (each file to a temporary name, then renamed).</summary>
-    private void Publish(string entryDir)
+    private void Publish(string entryDir) => PublishInto(entryDir, run.RunDir);
+
+    /// <summary>Copies an entry's publish/ files into a run folder (each through a temporary name), as every node's result does.</summary>
+    public static void PublishInto(string entryDir, string runDir)
     {
         var publish = Path.Combine(entryDir, "publish");
         if (!Directory.Exists(publish)) return;
         foreach (var file in Directory.EnumerateFiles(publish, "*", SearchOption.AllDirectories))
         {
-            var dest = Path.Combine(run.RunDir, Path.GetRelativePath(publish, file));
+            var dest = Path.Combine(runDir, Path.GetRelativePath(publish, file));
             Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
             var tmp = dest + ".tmp";
             File.Copy(file, tmp, overwrite: true);

@@ -15,12 +15,22 @@ public sealed record MemberSettings
     [Description("Registered model to train: one of Fer's (ModelCatalog.BuiltIn) or one the flow script registers")] public string Model { get; init; } = "";
     [Description("Maximum epochs"), Range(1.0, 100_000.0)] public int Epochs { get; init; } = 10;
     [Description("Batch size"), Range(1.0, 65_536.0)] public int BatchSize { get; init; } = 128;
-    [Description("Adam learning rate"), Range(0.0, 10.0, MinimumIsExclusive = true)] public double Lr { get; init; } = 1e-3;
-    [Description("Adam weight decay"), Range(0.0, 1.0)] public double WeightDecay { get; init; }
+    [Description("Learning rate (the peak rate of a one_cycle schedule)"), Range(0.0, 10.0, MinimumIsExclusive = true)] public double Lr { get; init; } = 1e-3;
+    [Description("Weight decay (L2 for adam and sgd, decoupled for adamw)"), Range(0.0, 1.0)] public double WeightDecay { get; init; }
+    [Description("adam (the seed report's), adamw, or sgd")] public OptimizerKind Optimizer { get; init; } = OptimizerKind.Adam;
+    [Description("SGD momentum"), Range(0.0, 1.0, MaximumIsExclusive = true)] public double Momentum { get; init; } = 0.9;
+    [Description("SGD with Nesterov momentum")] public bool Nesterov { get; init; }
+    [Description("Learning rate over the run: constant (reduce_lr_factor may lower it on a plateau), cosine, or one_cycle")] public LrSchedule LrSchedule { get; init; } = LrSchedule.Constant;
+    [Description("Label smoothing of the training loss (0: off)"), Range(0.0, 1.0, MaximumIsExclusive = true)] public double LabelSmoothing { get; init; }
     [Description("Early stopping patience in epochs on validation loss (0: off); best weights restored"), Range(0.0, 100_000.0)] public int Patience { get; init; }
     [Description("Multiply the learning rate by this on a validation-loss plateau (0: off)"), Range(0.0, 1.0, MaximumIsExclusive = true)] public double ReduceLrFactor { get; init; }
     [Description("Plateau epochs before reducing the learning rate"), Range(1.0, 100_000.0)] public int ReduceLrPatience { get; init; } = 3;
-    [Description("Online augmentation: random shift, rotation, zoom")] public bool Augment { get; init; }
+    [Description("Online augmentation: random shift, rotation, zoom (and flip, erasing) of every training batch")] public bool Augment { get; init; }
+    [Description("Augmentation: largest shift, as a share of the side"), Range(0.0, 1.0, MaximumIsExclusive = true)] public double AugmentShift { get; init; } = 0.1;
+    [Description("Augmentation: largest rotation in degrees"), Range(0.0, 180.0)] public double AugmentRotation { get; init; } = 10;
+    [Description("Augmentation: largest zoom change (0.2: scale 0.8-1.2)"), Range(0.0, 1.0, MaximumIsExclusive = true)] public double AugmentZoom { get; init; } = 0.1;
+    [Description("Augmentation: mirror half the images")] public bool AugmentFlip { get; init; }
+    [Description("Augmentation: random erasing probability (0: off)"), Range(0.0, 1.0)] public double EraseProbability { get; init; }
     [Description("Class-weighted loss (FER2013 is unbalanced)")] public bool ClassWeighted { get; init; }
     [Description("Seed of initialisation, shuffling and dropout")] public long Seed { get; init; }
     /// <summary>The model's hyperparameters in force (its defaults with the given ones applied).</summary>
@@ -97,9 +107,37 @@ public sealed class TrainMemberStage : Stage<SplitFaces, MemberSettings, Trained
         {
             throw new FlowDefinitionException($"{e.Message}; hyperparameters of model {modelName}: {(entry.Hyperparameters.Count == 0 ? "none" : string.Join(", ", entry.Hyperparameters.Keys))}");
         }
-        try { return settings with { Hyperparameters = scope.Models.Resolve(modelName, hyper) }; }
-        catch (ArgumentException e) { throw new FlowDefinitionException($"{owner}: {e.Message}"); }
+        try
+        {
+            Options(settings).Validate(); // combinations the ranges cannot say (Nesterov without SGD), at plan time
+            if (!settings.Augment && (settings.AugmentFlip || settings.EraseProbability > 0))
+                throw new ArgumentException("augment_flip and erase_probability act on augmented batches: set augment=true");
+            return settings with { Hyperparameters = scope.Models.Resolve(modelName, hyper) };
+        }
+        catch (ArgumentException e) { throw new FlowDefinitionException($"{owner}: {e.Message.Split(" (Parameter")[0]}"); }
     }
+
+    /// <summary>How the member trains, from its settings.</summary>
+    internal static TrainOptions Options(MemberSettings s) => new()
+    {
+        Epochs = s.Epochs,
+        BatchSize = s.BatchSize,
+        LearningRate = s.Lr,
+        WeightDecay = s.WeightDecay,
+        Optimizer = s.Optimizer,
+        Momentum = s.Momentum,
+        Nesterov = s.Nesterov,
+        Schedule = s.LrSchedule,
+        LabelSmoothing = s.LabelSmoothing,
+        EarlyStoppingPatience = s.Patience > 0 ? s.Patience : null,
+        ReduceLrFactor = s.ReduceLrFactor > 0 ? s.ReduceLrFactor : null,
+        ReduceLrPatience = s.ReduceLrPatience,
+        Augmentation = s.Augment
+            ? new OnlineAugmentation(s.AugmentShift, s.AugmentRotation, s.AugmentZoom, s.AugmentFlip) { EraseProbability = s.EraseProbability }
+            : null,
+        ClassWeightedLoss = s.ClassWeighted,
+        Seed = s.Seed,
+    };
 
     /// <summary>The member a node trains: its name after the group (train.cnn trains cnn).</summary>
     public static string MemberName(string node) => node.Contains('.') ? node[(node.IndexOf('.') + 1)..] : node;
@@ -124,20 +162,7 @@ public sealed class TrainMemberStage : Stage<SplitFaces, MemberSettings, Trained
         // Starting weights from the member's seed alone: the same member starts the same in every run and process.
         model.Initialize(s.Seed);
         model.to(ctx.Run.Device);
-        var options = new TrainOptions
-        {
-            Epochs = s.Epochs,
-            BatchSize = s.BatchSize,
-            LearningRate = s.Lr,
-            WeightDecay = s.WeightDecay,
-            EarlyStoppingPatience = s.Patience > 0 ? s.Patience : null,
-            ReduceLrFactor = s.ReduceLrFactor > 0 ? s.ReduceLrFactor : null,
-            ReduceLrPatience = s.ReduceLrPatience,
-            Augmentation = s.Augment ? new OnlineAugmentation() : null,
-            ClassWeightedLoss = s.ClassWeighted,
-            Seed = s.Seed,
-            CheckpointDir = ctx.CheckpointDir,
-        };
+        var options = Options(s) with { CheckpointDir = ctx.CheckpointDir };
         var log = ctx.Log.ForContext("Model", member);
         log.Information("Training member {Model} ({Architecture}, {Parameters:N0} parameters) for up to {Epochs} epochs on {TrainRows} images, validating on {ValidRows}",
             member, s.Model, model.ParameterCount(), options.Epochs, train.Count, valid.Count);

@@ -126,6 +126,70 @@ public class TrainerTests
         Assert.True(full.History[4].LearningRate < full.History[2].LearningRate);
     }
 
+    /// <summary>
+    /// The published recipe's parts (SGD with Nesterov momentum, a one-cycle schedule, label smoothing, flips and random
+    /// erasing) train the toy problem, and a resume matches an uninterrupted run: optimizer state, the per-step rate and
+    /// the erasing masks all carry over.
+    /// </summary>
+    [Fact]
+    public void SgdNesterovWithOneCycleLabelSmoothingAndErasingLearnsAndResumesExactly()
+    {
+        TrainOptions Recipe(string dir) => Options(4, dir) with
+        {
+            Optimizer = OptimizerKind.Sgd, Momentum = 0.9, Nesterov = true, LearningRate = 0.05, WeightDecay = 1e-4,
+            Schedule = LrSchedule.OneCycle, LabelSmoothing = 0.1,
+            Augmentation = new OnlineAugmentation(MaxShift: 0.1, MaxRotationDegrees: 10, MaxZoom: 0.2, HorizontalFlip: true) { EraseProbability = 0.5 },
+        };
+        using var dirA = new TempDir();
+        using var dirB = new TempDir();
+        using var uninterrupted = new TinyModel(initSeed: 5);
+        var full = Fit(uninterrupted, Recipe(dirA.Path));
+        Assert.True(full.History[^1].Loss < full.History[0].Loss, string.Join(", ", full.History.Select(h => h.Loss)));
+        Assert.True(full.History[^1].ValidAccuracy > 0.5, $"valid accuracy {full.History[^1].ValidAccuracy} (chance 0.33)");
+        // The history records each epoch's last rate: up, then down to a small fraction of the peak.
+        int steps = 4 * (int)Math.Ceiling(Train.Count / 32.0);
+        Assert.Equal(Trainer.ScheduledRate(Recipe(dirA.Path), steps - 1, steps), full.History[^1].LearningRate, 12);
+        Assert.True(full.History[0].LearningRate > full.History[^1].LearningRate * 100);
+
+        using (var first = new TinyModel(initSeed: 5))
+            Assert.Throws<InvalidOperationException>(() => Fit(first, Recipe(dirB.Path),
+                onEpoch: r => { if (r.Epoch == 2) throw new InvalidOperationException("simulated crash"); }));
+        using var resumed = new TinyModel(initSeed: 77);
+        var rest = Fit(resumed, Recipe(dirB.Path));
+        Assert.Equal(Numbers(full.History), Numbers(rest.History));
+        AssertSameWeights(uninterrupted.Snapshot(), resumed.Snapshot());
+    }
+
+    [Fact]
+    public void SchedulesFollowTheirCurvesAndBadCombinationsAreRefused()
+    {
+        var cosine = Options() with { LearningRate = 0.1, MinLearningRate = 0.001, Schedule = LrSchedule.Cosine };
+        Assert.Equal(0.1, Trainer.ScheduledRate(cosine, 0, 101), 12);
+        Assert.Equal(0.0505, Trainer.ScheduledRate(cosine, 50, 101), 12);
+        Assert.Equal(0.001, Trainer.ScheduledRate(cosine, 100, 101), 12);
+        var oneCycle = cosine with { Schedule = LrSchedule.OneCycle };
+        Assert.Equal(0.1 / 25, Trainer.ScheduledRate(oneCycle, 0, 1000), 12);
+        var rates = Enumerable.Range(0, 1000).Select(i => Trainer.ScheduledRate(oneCycle, i, 1000)).ToList();
+        Assert.InRange(rates.IndexOf(rates.Max()), 295, 300); // the peak after 30 % of the steps
+        Assert.Equal(0.1, rates.Max(), 9);
+        Assert.Equal(0.1 / 25 / 1e4, rates[^1], 12);
+        Assert.Contains("Nesterov", Assert.Throws<ArgumentException>(() => (Options() with { Nesterov = true }).Validate()).Message);
+        Assert.Contains("plateau", Assert.Throws<ArgumentException>(() => (cosine with { ReduceLrFactor = 0.5 }).Validate()).Message);
+    }
+
+    [Fact]
+    public void RandomErasingZeroesOneRectangleOfTwoToAThirdOfTheImageWithItsProbability()
+    {
+        using var all = BatchAugmenter.EraseMask(200, 48, 48, 1.0, new KeyedRandom(1, 2, 3));
+        var erased = all.sum([1, 2, 3]).data<float>().ToArray().Select(kept => 1 - kept / (48.0 * 48.0)).ToList();
+        Assert.All(erased, share => Assert.InRange(share, 0.015, 0.34));
+        using var half = BatchAugmenter.EraseMask(2000, 48, 48, 0.5, new KeyedRandom(1, 2, 3));
+        int touched = half.sum([1, 2, 3]).data<float>().ToArray().Count(kept => kept < 48 * 48);
+        Assert.InRange(touched, 900, 1100);
+        using var again = BatchAugmenter.EraseMask(200, 48, 48, 1.0, new KeyedRandom(1, 2, 3));
+        Assert.True(all.equal(again).all().item<bool>()); // keyed: a resumed run erases the same pixels
+    }
+
     [Fact]
     public void ResumeAfterCancellationMidEpochEqualsAnUninterruptedRun()
     {
