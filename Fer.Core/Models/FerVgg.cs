@@ -6,15 +6,18 @@ namespace Fer.Core.Models;
 /// <summary>
 /// A VGG-style CNN with batch norm (registry name "vgg-bn"), the shape of the published FER2013 single-model
 /// records: four blocks of [conv-BN-ReLU x2, max-pool 2, dropout] with 64/128/256/512 channels (times width),
-/// then dense-BN-ReLU-dropout and the classifier. Layers are registered under their Keras-style names.
+/// then <c>denseLayers</c> x (dense-BN-ReLU-dropout) of <c>dense</c> units (times width; the published recipe: 2 of 4096)
+/// and the classifier. Layers are registered under their Keras-style names.
 /// </summary>
 public sealed class FerVgg : FerModel
 {
     private readonly List<NamedLayer> _layers;
 
-    public FerVgg(int numClasses = 7, int side = 48, double width = 1.0, double dropout = 0.3) : base("FerVgg")
+    public FerVgg(int numClasses = 7, int side = 48, double width = 1.0, double dropout = 0.3, int dense = 256, int denseLayers = 1) : base("FerVgg")
     {
         if (!(width > 0)) throw new ArgumentOutOfRangeException(nameof(width), "width must be positive");
+        if (dense < 1) throw new ArgumentOutOfRangeException(nameof(dense), "dense must be at least 1 unit");
+        if (denseLayers is < 1 or > 8) throw new ArgumentOutOfRangeException(nameof(denseLayers), "dense_layers must be 1 to 8");
         if (side < 16) throw new ArgumentOutOfRangeException(nameof(side), "vgg-bn needs images of side 16 or more");
         NumClasses = numClasses;
         InputSide = side;
@@ -37,12 +40,17 @@ public sealed class FerVgg : FerModel
             names.Add("dropout", "Dropout", new SeededDropout(dropout));
             s /= 2;
         }
-        long hidden = Math.Max(16, (long)Math.Round(256 * width));
+        long hidden = Math.Max(16, (long)Math.Round(dense * width));
         names.Add("flatten", "Flatten", nn.Flatten());
-        names.Add("dense", "Dense", nn.Linear(inChannels * s * s, hidden));
-        names.Add("batch_normalization", "BatchNormalization", nn.BatchNorm1d(hidden));
-        names.Add("activation", "Activation", nn.ReLU());
-        names.Add("dropout", "Dropout", new SeededDropout(Math.Max(dropout, 0.5)));
+        long features = inChannels * s * s;
+        for (int d = 0; d < denseLayers; d++)
+        {
+            names.Add("dense", "Dense", nn.Linear(features, hidden));
+            names.Add("batch_normalization", "BatchNormalization", nn.BatchNorm1d(hidden));
+            names.Add("activation", "Activation", nn.ReLU());
+            names.Add("dropout", "Dropout", new SeededDropout(Math.Max(dropout, 0.5)));
+            features = hidden;
+        }
         names.Add("dense", "Dense", nn.Linear(hidden, numClasses));
         _layers = [.. names.Layers];
         foreach (var layer in _layers) register_module(layer.Name, layer.Module);

@@ -36,11 +36,16 @@ public sealed class ModelCatalog
             (c, s, h) => new SeedCnn(c, s, h["conv_dropout"], h["dense_dropout"])),
         ["seed-dnn"] = new("seed-dnn", ModelFamily.FullyConnected, new Dictionary<string, double> { ["dropout"] = 0.3 },
             (c, s, h) => new SeedDnn(c, s, h["dropout"])),
-        ["vgg-bn"] = new("vgg-bn", ModelFamily.Convolutional, new Dictionary<string, double> { ["width"] = 1.0, ["dropout"] = 0.3 },
-            (c, s, h) => new FerVgg(c, s, h["width"], h["dropout"])),
+        ["vgg-bn"] = new("vgg-bn", ModelFamily.Convolutional,
+            new Dictionary<string, double> { ["width"] = 1.0, ["dropout"] = 0.3, ["dense"] = 256, ["dense_layers"] = 1 },
+            (c, s, h) => new FerVgg(c, s, h["width"], h["dropout"], Whole(h["dense"], "dense"), Whole(h["dense_layers"], "dense_layers"))),
     });
 
     public IReadOnlyList<string> Names => [.. _entries.Keys.Order(StringComparer.Ordinal)];
+
+    /// <summary>A hyperparameter that counts something (units, layers): a whole number, or an error naming it.</summary>
+    private static int Whole(double value, string name) => value == Math.Floor(value) && value is >= 1 and <= 1 << 20 ? (int)value
+        : throw new ArgumentException($"hyperparameter {name} must be a whole number from 1, got {value}");
 
     public bool Contains(string name) => _entries.ContainsKey(name);
 
