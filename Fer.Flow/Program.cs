@@ -67,6 +67,11 @@ stages.Options.Add(stagesJson);
 stages.SetAction(parse => FlowCommand.ListStages(
     new FlowRequest(parse.GetValue(flowArgument)!, parse.GetValue(artifactsOption)!, parse.GetValue(setOption) ?? []), Console.Out, Console.Error, parse.GetValue(stagesJson)));
 
+// Standard error escapes control characters: names from data or the artifacts folder never drive the terminal
+// (FER_TRACE=1 keeps stack traces as they are).
+if (Environment.GetEnvironmentVariable("FER_TRACE") != "1")
+    Console.SetError(new SafeErrorWriter(Console.Error) { NewLine = "\n" });
+
 var root = new RootCommand("fer: facial-expression recognition experiments as cached data-flow pipelines");
 root.Subcommands.Add(run);
 root.Subcommands.Add(stages);
@@ -77,7 +82,8 @@ root.Subcommands.Add(PredictCommand.Create(artifactsOption, deviceOption));
 root.Subcommands.Add(ExportCommand.Create(artifactsOption));
 root.Subcommands.Add(CompareCommand.Create(artifactsOption));
 root.Subcommands.Add(NewCommand.Create());
-var parsed = root.Parse(args);
+// No response files: an argument beginning with @ (a --where expression on @l, a file named @x) is taken as it is.
+var parsed = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
 // Bad arguments (an unknown option, --wait nan, --count abc) are a user error: one line each and exit 2.
 if (parsed.Errors.Count > 0 && parsed.Action is not System.CommandLine.Help.HelpAction)
 {

@@ -10,8 +10,8 @@ public static class PhotoCsv
 {
     public const string CsvName = "faces.csv", JsonName = "faces.json";
 
-    public static string Escape(string field) =>
-        field.IndexOfAny([',', '"', '\n', '\r']) >= 0 ? "\"" + field.Replace("\"", "\"\"") + "\"" : field;
+    /// <summary>A text cell (file names, labels): formula-neutral and quoted where needed (see <see cref="Storage.SafeText.CsvField"/>).</summary>
+    public static string Escape(string field) => Storage.SafeText.CsvField(field);
 
     public static string FormatCsv(IReadOnlyList<FaceRow> rows, IReadOnlyList<string> classNames)
     {

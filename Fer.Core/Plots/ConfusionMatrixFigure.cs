@@ -64,11 +64,11 @@ public static class ConfusionMatrixFigure
     public static void SaveCsv(string path, ClassificationReport report)
     {
         var csv = new StringBuilder("true\\predicted");
-        foreach (var name in report.ClassNames) csv.Append(',').Append(name);
+        foreach (var name in report.ClassNames) csv.Append(',').Append(Storage.SafeText.CsvField(name));
         csv.Append('\n');
         for (int t = 0; t < report.ClassNames.Count; t++)
         {
-            csv.Append(report.ClassNames[t]);
+            csv.Append(Storage.SafeText.CsvField(report.ClassNames[t]));
             for (int q = 0; q < report.ClassNames.Count; q++)
                 csv.Append(',').Append(report.RowNormalized[t, q].ToString("0.######", CultureInfo.InvariantCulture));
             csv.Append('\n');

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Fer.Core.Storage;
 using Fer.Flow.Audit;
 using Fer.Flow.Cache;
 using Fer.Flow.Logging;
@@ -91,19 +92,19 @@ public static class AuditCommands
     /// <summary>Everything needed to say which data and parameters made a run's outputs.</summary>
     public static void Describe(RunSummary r, TextWriter stdout)
     {
-        stdout.WriteLine($"run       {r.RunId} ({r.Status.Text()})");
-        stdout.WriteLine($"folder    {r.Dir}");
+        stdout.WriteLine(SafeText.Terminal($"run       {r.RunId} ({r.Status.Text()})"));
+        stdout.WriteLine(SafeText.Terminal($"folder    {r.Dir}"));
         if (r.Record is { } rec)
         {
-            stdout.WriteLine($"command   {rec.Command}");
-            stdout.WriteLine($"script    {rec.Script}");
-            stdout.WriteLine($"started   {rec.StartedUtc:O}; device {rec.Device}; versions {string.Join(", ", rec.Versions.Select(kv => $"{kv.Key} {kv.Value}"))}");
-            stdout.WriteLine($"params    {string.Join(", ", rec.Parameters.Select(kv => $"{kv.Key}={kv.Value}"))}");
-            if (rec.Sets.Count > 0) stdout.WriteLine($"sets      {string.Join(", ", rec.Sets.Select(kv => $"{kv.Key}={kv.Value}"))}");
-            if (rec.Error is not null) stdout.WriteLine($"error     {rec.FailedStage}: {rec.Error}");
+            stdout.WriteLine(SafeText.Terminal($"command   {rec.Command}"));
+            stdout.WriteLine(SafeText.Terminal($"script    {rec.Script}"));
+            stdout.WriteLine(SafeText.Terminal($"started   {rec.StartedUtc:O}; device {rec.Device}; versions {string.Join(", ", rec.Versions.Select(kv => $"{kv.Key} {kv.Value}"))}"));
+            stdout.WriteLine(SafeText.Terminal($"params    {string.Join(", ", rec.Parameters.Select(kv => $"{kv.Key}={kv.Value}"))}"));
+            if (rec.Sets.Count > 0) stdout.WriteLine(SafeText.Terminal($"sets      {string.Join(", ", rec.Sets.Select(kv => $"{kv.Key}={kv.Value}"))}"));
+            if (rec.Error is not null) stdout.WriteLine(SafeText.Terminal($"error     {rec.FailedStage}: {rec.Error}"));
         }
         if (r.Record?.MetricsOf<Fer.Flow.Stages.DataMetrics>().Select(m => m.Metrics).FirstOrDefault() is { } data)
-            stdout.WriteLine($"data      {data.Source} {string.Join(", ", data.Files.Select(f => $"{f.Path} sha256 {f.Sha256}"))}");
+            stdout.WriteLine(SafeText.Terminal($"data      {data.Source} {string.Join(", ", data.Files.Select(f => $"{f.Path} sha256 {f.Sha256}"))}"));
     }
 
     public sealed record LogQuery(string Artifacts, string? Run, string? Stage, string? Level, string? Grep, bool Json, bool Summary)
@@ -145,7 +146,7 @@ public static class AuditCommands
         {
             if (q.Json) { stdout.WriteLine(e.Json); continue; }
             var stage = e.Property("Stage");
-            stdout.WriteLine($"{e.Timestamp.UtcDateTime:HH:mm:ss.fff} {Abbrev(e.Level)} {(stage is null ? "" : $"[{stage}] ")}{e.Render()}");
+            stdout.WriteLine(SafeText.Terminal($"{e.Timestamp.UtcDateTime:HH:mm:ss.fff} {Abbrev(e.Level)} {(stage is null ? "" : $"[{stage}] ")}{e.Render()}"));
             if (e.Exception is not null) stdout.WriteLine(e.Exception);
         }
         if (log.Truncated) stderr.WriteLine($"note: the log of {run.RunId} ends in a partial line: the run was interrupted");

@@ -42,9 +42,9 @@ public static class ConsoleTables
         return table;
     }
 
-    /// <summary>A row of plain texts (never parsed as Spectre markup: keys hold brackets).</summary>
+    /// <summary>A row of plain texts (never parsed as Spectre markup: keys hold brackets; control characters escaped).</summary>
     public static void AddTextRow(this Table table, params string[] cells) =>
-        table.AddRow(cells.Select(c => (IRenderable)new Text(c)).ToArray());
+        table.AddRow(cells.Select(c => (IRenderable)new Text(Fer.Core.Storage.SafeText.Terminal(c))).ToArray());
 
     public static void Write(TextWriter writer, Table table)
     {

@@ -99,6 +99,33 @@ public class CliHardeningTests
 
     /// <summary>The real program: a parse error, --wait nan and bad synth arguments are one line and exit 2, no stack trace.</summary>
     [Fact]
+    public void EscapeSequencesAndLineBreaksInANameReachTheTerminalAsTextOnOneLine()
+    {
+        using var dir = new TempDir();
+        // A data file whose name clears the screen, sets the window title and starts a second line.
+        var name = dir["x\u001b[2J\u001b]0;pwned\u0007\nsecond line.csv"];
+        using var fer = new FerProcess("run", Repo.Flow("quickstart.fsx"), "--set", $"ingest.train={name}", "--artifacts", dir["a"]);
+        Assert.Equal(ExitCodes.BadInput, fer.WaitForExit(TimeSpan.FromMinutes(2)));
+        var error = Assert.Single(fer.Output, l => l.Length > 0);
+        Assert.DoesNotContain('\u001b', error);
+        Assert.DoesNotContain('\u0007', error);
+        Assert.Contains("x\\x1b[2J\\x1b]0;pwned\\x07\\nsecond line.csv", error);
+        Assert.StartsWith("error: ", error);
+    }
+
+    /// <summary>An argument beginning with @ is an argument (a --where on @l), not a response file to read.</summary>
+    [Fact]
+    public void AnArgumentBeginningWithAtIsTakenAsItIs()
+    {
+        using var dir = new TempDir();
+        using var fer = new FerProcess("logs", "--artifacts", dir["a"], "--where", "@l = 'Error'");
+        fer.WaitForExit(TimeSpan.FromMinutes(2));
+        var output = string.Join('\n', fer.Output);
+        Assert.DoesNotContain("esponse file", output);
+        Assert.Contains("no runs", output);
+    }
+
+    [Fact]
     public void TheProgramAnswersBadArgumentsWithOneLineAndExitTwo()
     {
         using var dir = new TempDir();
