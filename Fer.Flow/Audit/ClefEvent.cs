@@ -81,18 +81,32 @@ public sealed record ClefLog(IReadOnlyList<ClefEvent> Events, bool Truncated, in
     /// <summary>The first skipped line (1-based) and why, or null.</summary>
     public (int Line, string Problem)? FirstMalformed { get; init; }
 
+    /// <summary>Limits on what `fer logs` reads: a run's log (a long training logs a few MB) and one event.</summary>
+    public const long MaxLogBytes = 1L << 30;
+    public const int MaxEventChars = 1 << 20;
+
     public static ClefLog Read(string path)
     {
         var events = new List<ClefEvent>();
         bool truncated = false;
         int malformed = 0;
         (int, string)? first = null;
-        // Invalid UTF-8 (binary junk) becomes U+FFFD and fails as JSON or as a CLEF field below.
-        var lines = File.ReadAllLines(path);
+        // Invalid UTF-8 (binary junk) becomes U+FFFD and fails as JSON or as a CLEF field below. Read as a stream: an
+        // event longer than MaxEventChars is counted as malformed, not kept (one 500 MB event cost 8 GB when read whole).
+        long size = new FileInfo(path).Length;
+        if (size > MaxLogBytes)
+            throw new InvalidDataException($"{path}: {size:N0} bytes, more than fer logs reads ({MaxLogBytes:N0}); filter it with jq or grep");
+        var lines = Fer.Core.Storage.BoundedFile.ReadLines(path, MaxEventChars).ToList();
         bool endsWithNewline = new FileInfo(path).Length > 0 && EndsWithNewline(path);
-        for (int i = 0; i < lines.Length; i++)
+        for (int i = 0; i < lines.Count; i++)
         {
             var line = lines[i];
+            if (line is null)
+            {
+                malformed++;
+                first ??= (i + 1, $"an event of more than {MaxEventChars:N0} characters");
+                continue;
+            }
             if (line.Length == 0) continue;
             try
             {
@@ -101,7 +115,7 @@ public sealed record ClefLog(IReadOnlyList<ClefEvent> Events, bool Truncated, in
             catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException or ArgumentException)
             {
                 // A process killed mid-write leaves a partial last line: that marks the run interrupted.
-                if (i == lines.Length - 1 && !endsWithNewline && e is JsonException) truncated = true;
+                if (i == lines.Count - 1 && !endsWithNewline && e is JsonException) truncated = true;
                 else
                 {
                     malformed++;

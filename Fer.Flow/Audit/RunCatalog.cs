@@ -36,7 +36,7 @@ public static class RunCatalog
             // "running" in run.json while nobody holds the run's lock means its process died.
             if (status == RunStatus.Running && !IsHeld(Path.Combine(dir, RunRecord.RunningLockFileName))) status = RunStatus.Interrupted;
             var log = Path.Combine(dir, RunLog.FileName);
-            if (status == RunStatus.Running && Fer.Core.Storage.FileStat.Of(log).Kind == Fer.Core.Storage.FileKind.Regular && ClefLog.Read(log).Truncated) status = RunStatus.Interrupted;
+            if (status == RunStatus.Running && Fer.Core.Storage.FileStat.Of(log).Kind == Fer.Core.Storage.FileKind.Regular && CutOff(log)) status = RunStatus.Interrupted;
             double? accuracy = record?.MetricsOf<Fer.Flow.Stages.EnsembleMetrics>().Select(m => (double?)m.Metrics.ValidAccuracy).FirstOrDefault();
             TimeSpan? duration = record?.FinishedUtc is { } f ? f - record.StartedUtc : null;
             return new RunSummary(Path.GetFileName(dir), dir, record?.Flow ?? "?", record?.StartedUtc, duration, status, accuracy, record);
@@ -70,6 +70,13 @@ public static class RunCatalog
     /// Whether a run holds the artifacts lock, found without taking it (taking it, even for an instant, made a
     /// run starting then with --wait 0 fail as busy): on Linux from /proc/locks, by the lock file's device and inode.
     /// </summary>
+    /// <summary>Whether a log's last event was cut off by a crash; a log too large to read is not judged.</summary>
+    private static bool CutOff(string log)
+    {
+        try { return ClefLog.Read(log).Truncated; }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException) { return false; }
+    }
+
     internal static bool IsLocked(string artifactsDir) => IsHeld(Path.Combine(artifactsDir, ArtifactsLock.FileName));
 
     /// <summary>Whether a process holds an flock on this file, found without taking it (see <see cref="IsLocked"/>).</summary>

@@ -32,16 +32,19 @@ public sealed record StageManifest
 
     public const string FileName = "manifest.json";
 
+    /// <summary>A manifest lists an entry's files: far below this even for a visualize entry with every figure.</summary>
+    public const long MaxBytes = 16 << 20;
+
     public static StageManifest? TryRead(string entryDir)
     {
         var path = Path.Combine(entryDir, FileName);
         if (Fer.Core.Storage.FileStat.Of(path).Kind != Fer.Core.Storage.FileKind.Regular) return null;
         try
         {
-            var manifest = JsonSerializer.Deserialize<StageManifest>(File.ReadAllText(path), Json);
+            var manifest = JsonSerializer.Deserialize<StageManifest>(Fer.Core.Storage.BoundedFile.ReadAllText(path, MaxBytes, "manifest"), Json);
             return manifest is not null && Problem(manifest) is null ? manifest : null;
         }
-        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException or NotSupportedException or InvalidOperationException) { return null; }
+        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException or NotSupportedException or InvalidOperationException or InvalidDataException) { return null; }
     }
 
     /// <summary>What makes a manifest read from disk unusable (null fields or entries, names leaving the entry), or null.</summary>

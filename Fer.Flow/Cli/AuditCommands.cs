@@ -107,6 +107,20 @@ public static class AuditCommands
             stdout.WriteLine(SafeText.Terminal($"data      {data.Source} {string.Join(", ", data.Files.Select(f => $"{f.Path} sha256 {f.Sha256}"))}"));
     }
 
+    /// <summary>Limits on a --where expression (what a person types is far shorter and flatter).</summary>
+    public const int MaxWhereChars = 1000, MaxWhereNesting = 32;
+
+    private static int NestingDepth(string expression)
+    {
+        int depth = 0, deepest = 0;
+        foreach (var c in expression)
+        {
+            if (c is '(' or '[' or '{') deepest = Math.Max(deepest, ++depth);
+            else if (c is ')' or ']' or '}') depth = Math.Max(0, depth - 1);
+        }
+        return deepest;
+    }
+
     public sealed record LogQuery(string Artifacts, string? Run, string? Stage, string? Level, string? Grep, bool Json, bool Summary)
     {
         /// <summary>A Serilog.Expressions filter (the language of Serilog's own filters: properties, @l, @m, @x, like, ci).</summary>
@@ -121,6 +135,10 @@ public static class AuditCommands
         try
         {
             if (string.IsNullOrWhiteSpace(q.Artifacts)) throw new ArgumentException("--artifacts: give a folder (it is empty)");
+            // Serilog.Expressions parses recursively: a very long or deeply nested expression would overflow the stack.
+            if (q.Where is { Length: > MaxWhereChars }) throw new ArgumentException($"--where: {q.Where.Length} characters, at most {MaxWhereChars}");
+            if (q.Where is not null && NestingDepth(q.Where) > MaxWhereNesting)
+                throw new ArgumentException($"--where: brackets nested {NestingDepth(q.Where)} deep, at most {MaxWhereNesting}");
             if (q.Where is not null && !Serilog.Expressions.SerilogExpression.TryCompile(q.Where, out where, out var whereError))
                 throw new ArgumentException($"--where {q.Where}: {whereError}");
             run = RunCatalog.Resolve(q.Artifacts, q.Run);
@@ -135,7 +153,13 @@ public static class AuditCommands
         var kind = Fer.Core.Storage.FileStat.Of(path).Kind;
         if (kind == Fer.Core.Storage.FileKind.Missing) { stderr.WriteLine($"error: {path}: no log"); return ExitCodes.Failed; }
         if (kind != Fer.Core.Storage.FileKind.Regular) { stderr.WriteLine($"error: {path}: {Fer.Core.Storage.FileStat.Describe(kind)}"); return ExitCodes.BadInput; }
-        var log = ClefLog.Read(path);
+        ClefLog log;
+        try { log = ClefLog.Read(path); }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            stderr.WriteLine($"error: {e.Message}");
+            return ExitCodes.BadInput;
+        }
         if (log.FirstMalformed is { } bad)
             stderr.WriteLine($"note: skipped {log.MalformedLines} line{(log.MalformedLines == 1 ? "" : "s")} of {path} that {(log.MalformedLines == 1 ? "is" : "are")} not CLEF events (first: line {bad.Line}, {bad.Problem})");
         if (q.Summary) { Summarize(run, log, stdout, q.Json); return ExitCodes.Ok; }

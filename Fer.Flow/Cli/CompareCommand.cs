@@ -20,6 +20,9 @@ public static class CompareCommand
         return command;
     }
 
+    /// <summary>Runs on one page at most (each brings every figure it drew).</summary>
+    public const int MaxRuns = 24;
+
     public static int Run(string artifacts, IReadOnlyList<string> ids, string output, TextWriter stdout, TextWriter stderr)
     {
         List<RunSummary> runs;
@@ -29,12 +32,17 @@ public static class CompareCommand
             if (ids.Count == 1 && RunCatalog.Sweep(artifacts, ids[0]) is { } trials)
             {
                 if (trials.Count < 2) { stderr.WriteLine($"error: sweep {ids[0]} has {trials.Count} run; compare needs two runs or more"); return ExitCodes.BadInput; }
-                runs = [.. trials];
+                runs = [.. trials.Take(MaxRuns)];
+                if (trials.Count > MaxRuns) stderr.WriteLine($"note: sweep {ids[0]} has {trials.Count} trials; the page shows the best {MaxRuns}");
             }
             else if (ids.Count < 2) { stderr.WriteLine("error: compare needs two runs or more, or a sweep id"); return ExitCodes.BadInput; }
             else runs = ids.Select(id => RunCatalog.Resolve(artifacts, id)).ToList();
         }
         catch (FlowDefinitionException e) { stderr.WriteLine($"error: {e.Message}"); return ExitCodes.BadInput; }
+        // A run named twice is compared once; a page holds every figure of every run, so their number is bounded.
+        runs = [.. runs.DistinctBy(r => r.RunId)];
+        if (runs.Count < 2) { stderr.WriteLine($"error: compare needs two different runs; {string.Join(", ", ids)} name{(ids.Count == 1 ? "s" : "")} one"); return ExitCodes.BadInput; }
+        if (runs.Count > MaxRuns) { stderr.WriteLine($"error: {runs.Count} runs to compare; one page holds at most {MaxRuns} (for a sweep, `fer runs` lists them all)"); return ExitCodes.BadInput; }
         foreach (var r in runs.Where(r => r.Record is null))
         {
             stderr.WriteLine($"error: {Path.Combine(r.Dir, RunRecord.FileName)}: missing or unreadable, so run {r.RunId} cannot be compared");

@@ -70,7 +70,7 @@ public static class OutputStore
         var path = System.IO.Path.Combine(entryDir, FileName);
         try
         {
-            return JsonSerializer.Deserialize(File.ReadAllText(path), type, Options(entryDir))
+            return JsonSerializer.Deserialize(Fer.Core.Storage.BoundedFile.ReadAllText(path, 16 << 20, "stage's output record"), type, Options(entryDir))
                    ?? throw new InvalidDataException($"{path}: empty output record");
         }
         catch (JsonException e)

@@ -87,6 +87,8 @@ public sealed record RunRecord
     /// <summary>Held (flock) by the run's process while it runs: "running" in run.json without a holder means it died.</summary>
     public const string RunningLockFileName = ".running";
     public const string MetricsFileName = "metrics.json";
+    /// <summary>A run record holds settings and metrics: a few hundred kB for the largest flows.</summary>
+    public const long MaxBytes = 64 << 20;
 
     public static readonly JsonSerializerOptions Json = new()
     {
@@ -132,7 +134,7 @@ public sealed record RunRecord
         if (Fer.Core.Storage.FileStat.Of(path).Kind != Fer.Core.Storage.FileKind.Regular) return null;
         try
         {
-            var record = JsonSerializer.Deserialize<RunRecord>(File.ReadAllText(path), Json);
+            var record = JsonSerializer.Deserialize<RunRecord>(Fer.Core.Storage.BoundedFile.ReadAllText(path, MaxBytes, "run record"), Json);
             // JSON nulls override the initialisers: a damaged record is read as none rather than trusted.
             if (record is null || record.RunId is null || record.Flow is null || record.Command is null || record.Parameters is null
                 || record.Sets is null || record.Settings is null || record.InputHashes is null || record.Versions is null
@@ -140,6 +142,6 @@ public sealed record RunRecord
                 return null;
             return record;
         }
-        catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException or NotSupportedException or InvalidOperationException) { return null; }
+        catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException or NotSupportedException or InvalidOperationException or InvalidDataException) { return null; }
     }
 }

@@ -10,7 +10,7 @@ public sealed record IngestSettings
     [Description("Kaggle fer2013.csv or course train.csv; empty: built-in synthetic faces")] public string Train { get; init; } = "";
     [Description("Course test.csv (id,feature), optional")] public string Test { get; init; } = "";
     [Description("fail: stop at the first bad row; skip: skip bad rows and log them")] public OnBadRow OnError { get; init; } = OnBadRow.Fail;
-    [Description("Synthetic faces to generate (when train is empty)"), Range(1.0, 10_000_000.0)] public long Count { get; init; } = 3000;
+    [Description("Synthetic faces to generate (when train is empty; at most 900,000: 48x48 faces one array holds)"), Range(1.0, 900_000.0)] public long Count { get; init; } = 3000;
     [Description("Seed of the synthetic faces")] public int Seed { get; init; }
     [Description("Share of synthetic faces held out as a labelled test set"), Range(0.0, 1.0, MaximumIsExclusive = true)] public double TestFraction { get; init; } = 0.1;
 }
