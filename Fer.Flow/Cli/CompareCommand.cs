@@ -65,7 +65,7 @@ public static class CompareCommand
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             stderr.WriteLine($"error: cannot write {full}: {e.Message}");
-            return ExitCodes.Failed;
+            return ExitCodes.BadInput;
         }
         foreach (var m in page.Missing) stderr.WriteLine($"note: {m}");
         stdout.WriteLine($"wrote {full}: {runs.Count} runs, {page.Figures} figures, {page.Html.Length / 1024} kB");

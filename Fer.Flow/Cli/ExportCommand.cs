@@ -38,7 +38,7 @@ public static class ExportCommand
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             stderr.WriteLine($"error: cannot write the export to {outDir}: {e.Message}");
-            return ExitCodes.Failed;
+            return ExitCodes.BadInput;
         }
         finally
         {

@@ -36,7 +36,7 @@ public static class NewCommand
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             stderr.WriteLine($"error: cannot write {full}: {e.Message}");
-            return ExitCodes.Failed;
+            return ExitCodes.BadInput;
         }
         stdout.WriteLine($"wrote {full}; run it with: fer run {path}");
         return ExitCodes.Ok;

@@ -66,7 +66,7 @@ public static class RunsDiffCommand
 
     public static void WriteMarkdown(string a, string b, IReadOnlyList<DiffRow> rows, TextWriter stdout)
     {
-        stdout.WriteLine($"| section | key | {a} | {b} | change |");
+        stdout.WriteLine($"| section | key | {Cell(a)} | {Cell(b)} | change |");
         stdout.WriteLine("|---|---|---:|---:|---:|");
         foreach (var r in rows)
             stdout.WriteLine($"| {Section(r.Section)} | {Cell(r.Key)} | {Cell(RunDiff.Display(r.A))} | {Cell(RunDiff.Display(r.B))} | {Cell(r.Change)} |");
@@ -84,5 +84,18 @@ public static class RunsDiffCommand
 
     public static string Section(DiffSection s) => s.ToString().ToLowerInvariant();
 
-    private static string Cell(string s) => s.Replace("|", "\\|");
+    /// <summary>
+    /// A Markdown table cell: line breaks and other control characters as visible escapes (a cell is one line), and
+    /// Markdown's punctuation backslash-escaped, so a value from a run (a path, a setting) is shown, never rendered.
+    /// </summary>
+    internal static string Cell(string s)
+    {
+        var sb = new System.Text.StringBuilder();
+        foreach (var c in Fer.Core.Storage.SafeText.Terminal(s))
+        {
+            if (c is '\\' or '|' or '`' or '*' or '_' or '[' or ']' or '<' or '>' or '#' or '!' or '~') sb.Append('\\');
+            sb.Append(c);
+        }
+        return sb.ToString();
+    }
 }

@@ -40,7 +40,7 @@ public static class SynthCommand
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             stderr.WriteLine($"error: cannot write in {outDir}: {e.Message}");
-            return ExitCodes.Failed;
+            return ExitCodes.BadInput;
         }
     }
 

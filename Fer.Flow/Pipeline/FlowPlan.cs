@@ -63,6 +63,9 @@ public sealed class FlowPlan(IReadOnlyList<PlannedNode> nodes)
 /// </summary>
 public static partial class FlowPlanner
 {
+    /// <summary>Characters in a stage's or member's name: its figures are named visualize_MEMBER_guided_gradcam.png and such, under 255.</summary>
+    public const int MaxNamePart = 64;
+
     [GeneratedRegex("^[A-Za-z0-9_-]+$")]
     private static partial Regex NamePart();
 
@@ -71,7 +74,10 @@ public static partial class FlowPlanner
         var catalog = flow.Catalog;
         var specs = flow.Nodes;
         foreach (var spec in specs)
-            if (spec.Name.Split('.').Any(part => !NamePart().IsMatch(part)))
+            if (spec.Name.Split('.').Any(part => part.Length > MaxNamePart))
+                throw new FlowDefinitionException(
+                    $"flow {flow.Name}: '{spec.Name[..Math.Min(spec.Name.Length, 40)]}...' is {spec.Name.Length} characters long; a stage or member name has at most {MaxNamePart} (names become parts of file names)");
+            else if (spec.Name.Split('.').Any(part => !NamePart().IsMatch(part)))
                 throw new FlowDefinitionException(
                     $"flow {flow.Name}: '{spec.Name}' is not a valid stage or member name: use only letters, digits, '_' and '-' (names become folder names)");
         foreach (var dup in specs.GroupBy(s => s.Name, StringComparer.Ordinal).Where(g => g.Count() > 1))

@@ -71,3 +71,28 @@ public class BoundsTests
         Assert.StartsWith("error: compare needs two different runs", errors.ToString());
     }
 }
+
+/// <summary>Outputs and names that cannot be: one line and exit 2, like every other user error (issue 29, rule 1).</summary>
+public class OutputNameTests
+{
+    [Fact]
+    public void AnOutputFolderThatCannotBeWrittenIsExitTwo()
+    {
+        var errors = new StringWriter();
+        Assert.Equal(ExitCodes.BadInput, SynthCommand.Run("/proc/fer-cannot-be/here", 10, "kaggle", 1, 48, TextWriter.Null, errors));
+        Assert.StartsWith("error: cannot write in /proc/fer-cannot-be/here", errors.ToString());
+    }
+
+    [Fact]
+    public void AMemberNameTooLongForAFileNameIsRefusedWhenPlanned()
+    {
+        var stage = new FakeStage("a", typeof(OutA));
+        var flow = new FlowDefinition("long", [new NodeSpec("train." + new string('m', 80), stage)]) { Catalog = new StageCatalog([stage]) };
+        var e = Assert.Throws<FlowDefinitionException>(() => FlowPlanner.Plan(flow, new Dictionary<string, string>(), new InputFileHasher(Path.GetTempPath())));
+        Assert.Contains("is 86 characters long; a stage or member name has at most 64", e.Message);
+    }
+
+    [Fact]
+    public void AMarkdownCellShowsWhatARunHoldsWithoutRenderingIt() =>
+        Assert.Equal("a\\|b\\\\n\\<img src=x\\>\\*x\\* \\`c\\`", RunsDiffCommand.Cell("a|b\n<img src=x>*x* `c`"));
+}
