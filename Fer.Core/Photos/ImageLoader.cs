@@ -42,8 +42,8 @@ public static class ImageLoader
     /// <summary>The colour copy of a huge image has at most this side.</summary>
     public const int AnnotationSide = 4096;
 
-    /// <summary>Refused outright (2 GB of gray pixels).</summary>
-    public const long MaxPixels = 2_000_000_000;
+    /// <summary>Refused outright: more than 16384 x 16384 (256 MB of gray pixels, before any is decoded).</summary>
+    public const long MaxPixels = 16384L * 16384;
 
     public static LoadedImage Load(string path)
     {
@@ -57,6 +57,17 @@ public static class ImageLoader
         if (w <= 0 || h <= 0) throw new PhotoInputException(path, $"image header gives a size of {w}x{h}");
         long pixels = (long)w * h;
         if (pixels > MaxPixels) throw new PhotoInputException(path, $"image is {w}x{h} ({pixels / 1e6:0} megapixels), more than {MaxPixels / 1_000_000} allowed");
+        // A header can claim any size: a file far too small to hold it (a 320-byte JPEG "of" 32000x32000) is refused
+        // before memory for its pixels is taken. Baseline JPEG spends at least 4 bits on every 8x8 block, PNG's deflate
+        // packs at most about 1,032 bytes into one.
+        long leastBytes = codec.EncodedFormat switch
+        {
+            SKEncodedImageFormat.Jpeg => pixels / 128,
+            SKEncodedImageFormat.Png => pixels / 1032,
+            _ => 0,
+        };
+        if (info.Length < leastBytes)
+            throw new PhotoInputException(path, $"the header claims {w}x{h} pixels, but the file holds {info.Length:N0} bytes, fewer than such a {codec.EncodedFormat} image needs ({leastBytes:N0}): damaged or crafted");
 
         if (pixels <= FullColorPixels)
         {

@@ -29,6 +29,25 @@ public class PhotoCoreTests
         Assert.Equal(pixels, crop);
     }
 
+    /// <summary>A few hundred bytes of JPEG whose header claims a huge image: refused before its pixels take memory.</summary>
+    [SkippableTheory]
+    [InlineData(0x7D00, "image is 32000x32000 (1024 megapixels), more than 268 allowed")]
+    [InlineData(0x3E80, "the header claims 16000x16000 pixels, but the file holds")]
+    public void A_tiny_file_claiming_a_huge_image_is_refused_before_decoding(int side, string problem)
+    {
+        OpenCvForTests.SkipUnlessLoads();
+        using var bitmap = new SkiaSharp.SKBitmap(8, 8);
+        bitmap.Erase(SkiaSharp.SKColors.Gray);
+        var jpeg = bitmap.Encode(SkiaSharp.SKEncodedImageFormat.Jpeg, 90).ToArray();
+        int sof = Enumerable.Range(0, jpeg.Length - 9).First(i => jpeg[i] == 0xFF && jpeg[i + 1] is 0xC0 or 0xC1 or 0xC2);
+        jpeg[sof + 5] = (byte)(side >> 8); jpeg[sof + 6] = (byte)side; // height
+        jpeg[sof + 7] = (byte)(side >> 8); jpeg[sof + 8] = (byte)side; // width
+        var path = Path.Combine(Path.GetTempPath(), $"fer-bomb-{Guid.NewGuid():N}.jpg");
+        File.WriteAllBytes(path, jpeg);
+        try { Assert.Contains(problem, Assert.Throws<PhotoInputException>(() => ImageLoader.Load(path)).Message); }
+        finally { File.Delete(path); }
+    }
+
     [Fact]
     public void The_timeline_averages_each_seconds_faces()
     {
