@@ -174,8 +174,10 @@ public static class ReportBuilder
             var used = ensemble.Combination switch { EnsembleChoice.Equal => "equal weights", EnsembleChoice.BestMember => "best member", _ => "fitted weights" };
             h.Append($"<tr class=\"total\"><td>ensemble ({used})</td><td>1</td><td>{P(ensemble.ValidAccuracy)}</td><td>{Opt(ensemble.Test?.Accuracy)}</td></tr>");
             h.Append($"<tr><td>equal weights</td><td>-</td><td>{P(ensemble.EqualWeightValidAccuracy)}</td><td>-</td></tr></table>");
-            h.Append($"<p>Fitted weights are non-negative, sum to 1 and minimise the validation log-loss; the combination used was chosen on held-out folds of the validation set: {E(ensemble.Explanation)}. " +
-                     $"Predictions {(ensemble.FlipTta ? "average each image with its mirror image" : "use the images as they are")}.</p>");
+            var combination = ensemble.Members.Count == 1
+                ? "With one member, its predictions are the ensemble's. "
+                : $"Fitted weights are non-negative, sum to 1 and minimise the validation log-loss; the combination used was chosen on held-out folds of the validation set: {E(ensemble.Explanation)}. ";
+            h.Append($"<p>{combination}Predictions {(ensemble.FlipTta ? "average each image with its mirror image" : "use the images as they are")}.</p>");
             if (ensemble.Submission) h.Append("<p>The submission file is <code>predictions.csv</code> in the run folder.</p>");
         }
         else h.Append("<p>No ensemble in this run.</p>");
