@@ -82,6 +82,7 @@ root.Subcommands.Add(PredictCommand.Create(artifactsOption, deviceOption));
 root.Subcommands.Add(ExportCommand.Create(artifactsOption));
 root.Subcommands.Add(CompareCommand.Create(artifactsOption));
 root.Subcommands.Add(NewCommand.Create());
+root.Subcommands.Add(GcCommand.Create(artifactsOption));
 // No response files: an argument beginning with @ (a --where expression on @l, a file named @x) is taken as it is.
 var parsed = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
 // Bad arguments (an unknown option, --wait nan, --count abc) are a user error: one line each and exit 2.

@@ -168,7 +168,7 @@ public sealed class StageCache(string root)
                 if (IsBeingComputed(stage, shortFingerprint)) continue;
                 TryDelete(d); n++;
             }
-            foreach (var d in Directory.EnumerateDirectories(stageDir, "*.old-*")) { TryDelete(d); n++; }
+            foreach (var d in Directory.EnumerateDirectories(stageDir, "*.old-*").Concat(Directory.EnumerateDirectories(stageDir, ".gc-*"))) { TryDelete(d); n++; }
         }
         return n;
     }
