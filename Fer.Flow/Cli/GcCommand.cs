@@ -8,9 +8,10 @@ namespace Fer.Flow.Cli;
 
 /// <summary>
 /// `fer gc`: removes the cache entries no kept run used, in the manner of `dvc gc`. Kept are the entries of the last N
-/// runs (--keep-last, 5 by default) and of runs named with --keep. It holds the artifacts folder alone (runs, predict,
-/// compare hold it shared), so it never removes an entry a running command uses: with one running it waits --wait
-/// seconds, then stops with exit 3. --dry-run says what it would free and removes nothing.
+/// runs (--keep-last, 5 by default) and of runs named with --keep. It holds the artifacts folder alone (runs, sweeps and
+/// cluster jobs hold it shared, `fer predict` and `fer export` while they read weights), so it never removes an entry a
+/// running command uses: with one running it waits --wait seconds, then stops with exit 3. --dry-run says what it
+/// would free and removes nothing.
 /// </summary>
 public static class GcCommand
 {

@@ -26,6 +26,11 @@ public sealed record RunEnsemble(RunSummary Run, IReadOnlyList<LoadedMember> Mem
     /// </summary>
     public static RunEnsemble Load(string artifacts, string? run, torch.Device device)
     {
+        // Read under a share of the folder: fer gc cannot remove the entries while their weights are read.
+        IDisposable? share;
+        try { share = ArtifactsLock.ShareForReading(artifacts, TimeSpan.FromSeconds(120)); }
+        catch (ArtifactsBusyException e) { throw new FlowDefinitionException(e.Message); }
+        using var _ = share;
         var runs = RunCatalog.List(artifacts);
         RunSummary chosen;
         if (run is null or "latest")

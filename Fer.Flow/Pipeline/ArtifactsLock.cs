@@ -61,6 +61,28 @@ public sealed class ArtifactsLock : IDisposable
         }
     }
 
+    /// <summary>
+    /// A reader's share of the folder (`fer predict` and `fer export` while they read weights from the cache): the lock
+    /// file opened for reading, shared, so clean-up cannot remove what they read. Nothing is written, so a read-only
+    /// artifacts folder still serves; where there is no lock file, no clean-up ever ran there and none is needed.
+    /// Waits up to <paramref name="wait"/> while clean-up holds the folder, then throws <see cref="ArtifactsBusyException"/>.
+    /// </summary>
+    public static IDisposable? ShareForReading(string artifactsDir, TimeSpan wait)
+    {
+        var path = Path.Combine(Path.GetFullPath(artifactsDir), FileName);
+        var deadline = DateTime.UtcNow + wait;
+        while (true)
+        {
+            try { return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite); }
+            catch (IOException e) when (IsContention(e))
+            {
+                if (DateTime.UtcNow < deadline) { Thread.Sleep(250); continue; }
+                throw new ArtifactsBusyException($"{Path.GetDirectoryName(path)} is in use by fer gc; try again when it has finished");
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+        }
+    }
+
     /// <summary>True when opening failed because another process holds the lock (flock's EWOULDBLOCK), not for
     /// a read-only file system, a full disk or missing rights.</summary>
     internal static bool IsContention(IOException e)

@@ -69,4 +69,17 @@ public class GcTests
         Assert.Equal(ExitCodes.BadInput, GcCommand.Run(new GcCommand.GcRequest(flow.Dir.Path, Keep: ["nope"]), TextWriter.Null, bad));
         Assert.Contains("no run 'nope'", bad.ToString());
     }
+
+    /// <summary>`fer predict` and `fer export` read weights under a share of the folder: gc waits for them, they for gc.</summary>
+    [Fact]
+    public void GcAndAReaderOfWeightsWaitForEachOther()
+    {
+        using var dir = new TempDir();
+        Assert.Null(ArtifactsLock.ShareForReading(dir.Path, TimeSpan.Zero)); // no lock file: no clean-up ever ran here
+        ArtifactsLock.Acquire(dir.Path, "setup", TimeSpan.Zero).Dispose();
+        using (ArtifactsLock.ShareForReading(dir.Path, TimeSpan.Zero))
+            Assert.Equal(ExitCodes.Busy, GcCommand.Run(new GcCommand.GcRequest(dir.Path), TextWriter.Null, TextWriter.Null));
+        using (ArtifactsLock.Acquire(dir.Path, "fer gc", TimeSpan.Zero, ArtifactsAccess.Exclusive))
+            Assert.Contains("in use by fer gc", Assert.Throws<ArtifactsBusyException>(() => ArtifactsLock.ShareForReading(dir.Path, TimeSpan.Zero)).Message);
+    }
 }
