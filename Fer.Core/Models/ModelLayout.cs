@@ -37,9 +37,9 @@ public sealed record ModelLayout(IReadOnlyList<LayerShape> Layers, string? CamLa
         try
         {
             var device = model.parameters().FirstOrDefault()?.device ?? torch.CPU;
-            var x = torch.zeros([1, 1, model.InputSide, model.InputSide], device: device);
+            // The model's own input normalisation (its first 0 layers), then each layer in turn.
+            var x = model.ForwardFirst(0, torch.zeros([1, 1, model.InputSide, model.InputSide], device: device));
             var shapes = new List<LayerShape>();
-            x = x.sub(model.InputNormalization.Mean).div(model.InputNormalization.Std);
             foreach (var layer in model.Layers)
             {
                 x = layer.Module.call(x);

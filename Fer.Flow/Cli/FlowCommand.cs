@@ -295,11 +295,15 @@ public static class FlowCommand
 
     private static string Values(SweepTrial t) => string.Join(", ", t.Values.Select(kv => $"{kv.Key}={kv.Value}"));
 
+    /// <summary>What is wrong with a --wait value, or null; every command that waits for the artifacts folder checks it.</summary>
+    internal static string? WaitProblem(double seconds) =>
+        double.IsFinite(seconds) && seconds >= 0 && seconds <= MaxWaitSeconds ? null
+            : $"--wait {seconds.ToString(System.Globalization.CultureInfo.InvariantCulture)}: give seconds from 0 to {MaxWaitSeconds}";
+
     internal static string? CheckOptions(FlowRequest r)
     {
         if (ArtifactsProblem(r.Artifacts) is { } artifacts) return artifacts;
-        if (!double.IsFinite(r.WaitSeconds) || r.WaitSeconds < 0 || r.WaitSeconds > MaxWaitSeconds)
-            return $"--wait {r.WaitSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture)}: give seconds from 0 to {MaxWaitSeconds}";
+        if (WaitProblem(r.WaitSeconds) is { } wait) return wait;
         if (r.Parallel < 1) return $"--parallel {r.Parallel}: give 1 or more nodes at once";
         if (string.IsNullOrWhiteSpace(r.FlowPath)) return "give a flow script, e.g. flows/quickstart.fsx";
         return null;

@@ -34,11 +34,7 @@ public static class GcCommand
     {
         if (FlowCommand.ArtifactsProblem(r.Artifacts) is { } bad) { stderr.WriteLine($"error: {bad}"); return ExitCodes.BadInput; }
         if (r.KeepLast < 0) { stderr.WriteLine($"error: --keep-last {r.KeepLast}: give 0 or more runs"); return ExitCodes.BadInput; }
-        if (!double.IsFinite(r.WaitSeconds) || r.WaitSeconds < 0 || r.WaitSeconds > FlowCommand.MaxWaitSeconds)
-        {
-            stderr.WriteLine($"error: --wait: give seconds from 0 to {FlowCommand.MaxWaitSeconds}");
-            return ExitCodes.BadInput;
-        }
+        if (FlowCommand.WaitProblem(r.WaitSeconds) is { } wait) { stderr.WriteLine($"error: {wait}"); return ExitCodes.BadInput; }
         var artifacts = Path.GetFullPath(r.Artifacts);
         if (!Directory.Exists(artifacts)) { stderr.WriteLine($"error: no artifacts folder {artifacts}"); return ExitCodes.BadInput; }
         ArtifactsLock alone;
