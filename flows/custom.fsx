@@ -55,7 +55,7 @@ flow "custom" [
     split     [ "valid_fraction" => 0.1; "seed" => seed ]
     train [ model "cnn" "seed-cnn" [ "lr" => 1e-3 ]
             model "fsharp" "fsharp-cnn" [ "lr" => 2e-3 ] ] [ "epochs" => epochs; "seed" => seed ]
-    predict   [ "flip_tta" => true ]
+    predict   [ "tta" => "flip" ]
     visualize [ "members" => "cnn,fsharp"; "ascent_steps" => 50; "gradcam_layer" => "conv2d_2"; "filter_layer" => "conv2d_2" ]
     report    []
 ]

@@ -20,7 +20,7 @@ flow "hw3" [
     split     [ "valid_fraction" => 0.1; "seed" => seed; "leaky" => false ]
     train     ([ for i in 0 .. members - 1 -> cnn i ] @ [ model "dnn" "seed-dnn" [ "lr" => 5e-4; "seed" => seed ] ])
               [ "epochs" => epochs; "patience" => patience ]
-    predict   [ "flip_tta" => true ]
+    predict   [ "tta" => "flip" ]
     visualize [ "members" => "cnn1"; "per_class" => 1; "filter_layer" => "max_pooling2d_1"; "output_layer" => "conv2d_1" ]
     report    []
 ]

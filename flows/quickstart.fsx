@@ -13,7 +13,7 @@ flow "quickstart" [
     split     [ "valid_fraction" => 0.1; "seed" => seed ]
     train [ model "cnn" "seed-cnn" [ "lr" => 1e-3 ]
             model "dnn" "seed-dnn" [ "lr" => 5e-4 ] ] [ "epochs" => epochs; "seed" => seed ]
-    predict   [ "flip_tta" => true ]
+    predict   [ "tta" => "flip" ]
     visualize [ "members" => "cnn"; "ascent_steps" => 200 ]
     report    []
 ]

@@ -49,7 +49,29 @@ def build(op, layer):
         return nn.Flatten(a["start_dim"], a["end_dim"])
     if kind == "dropout":
         return nn.Dropout(a["p"])
+    if kind == "center_crop":
+        return CenterCrop(a["margin"])
     raise SystemExit(f"layer {layer}: {kind} {a.get('type', '')} has no PyTorch equivalent in fer_export.py")
+
+
+class CenterCrop(nn.Module):
+    """Keras' Cropping2D with one margin on every side (Fer's CenterCrop2d): the centre of the input."""
+
+    def __init__(self, margin):
+        super().__init__()
+        self.margin = margin
+
+    def forward(self, x):
+        m = self.margin
+        return x[:, :, m:x.shape[2] - m, m:x.shape[3] - m]
+
+
+def crop_margin(model):
+    """Pixels the model cuts from each side first (its first layer a centre crop), else 0."""
+    first = model.layers[0] if model.layers else None
+    if isinstance(first, Layer) and first.steps and isinstance(first.steps[0], CenterCrop):
+        return first.steps[0].margin
+    return first.margin if isinstance(first, CenterCrop) else 0
 
 
 class Layer(nn.Module):
@@ -111,13 +133,24 @@ def load(export_dir):
 
 @torch.no_grad()
 def probabilities(models, meta, x):
-    """The ensemble's class probabilities for x [N, 1, side, side] on 0..1, with the run's weights and flip TTA."""
+    """The ensemble's class probabilities for x [N, 1, side, side] on 0..1, with the run's weights and test-time
+    augmentation (model.json's ensemble.combine says the same in words)."""
+    ensemble = meta["ensemble"]
+    tta = ensemble.get("tta", "flip" if ensemble["flip_tta"] else "none")
     total = 0
     for name, model in models.items():
-        p = torch.softmax(model(x), 1)
-        if meta["ensemble"]["flip_tta"]:
-            p = (p + torch.softmax(model(x.flip(3)), 1)) / 2
-        total = total + meta["ensemble"]["weights"][name] * p
+        margin = crop_margin(model)
+        if tta == "none":
+            views = [x]
+        elif tta == "ten_crop" and margin > 0:
+            # Rolling by the margin brings each corner crop into the centre the model sees (as Fer's Predictor does).
+            shifts = [(0, 0), (margin, margin), (margin, -margin), (-margin, margin), (-margin, -margin)]
+            rolled = [x if s == (0, 0) else torch.roll(x, s, (2, 3)) for s in shifts]
+            views = [v for r in rolled for v in (r, r.flip(3))]
+        else:
+            views = [x, x.flip(3)]
+        p = sum(torch.softmax(model(v), 1) for v in views) / len(views)
+        total = total + ensemble["weights"][name] * p
     return total
 
 
@@ -139,10 +172,16 @@ def main(export_dir):
             diff = (model(x) - expected).abs().max().item()
             worst = max(worst, diff)
             print(f"{name}: max abs logit difference {diff:.3g} on {x.shape[0]} probe faces (torch {torch.__version__})")
-    p = probabilities(models, meta, x)
+        p = probabilities(models, meta, x)
     print("ensemble labels:", [meta["classes"][i] for i in p.argmax(1).tolist()])
     if worst > 1e-4:
         raise SystemExit(f"logits differ by {worst:.3g} (more than 1e-4)")
+    if "probabilities" in probe:  # exports before Fer wrote them lack them
+        tta = meta["ensemble"].get("tta", "flip" if meta["ensemble"]["flip_tta"] else "none")
+        diff = (p - torch.tensor(probe["probabilities"])).abs().max().item()
+        print(f"ensemble: max abs probability difference {diff:.3g} ({tta} test-time augmentation)")
+        if diff > 1e-5:
+            raise SystemExit(f"ensemble probabilities differ by {diff:.3g} (more than 1e-5)")
 
 
 if __name__ == "__main__":

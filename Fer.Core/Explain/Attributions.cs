@@ -281,7 +281,7 @@ public static class Attributions
         var sign = (projection * summed).sum(1, keepdim: true).sign();
         sign = torch.where(sign.eq(0), torch.ones_like(sign), sign);
         var cam = (projection * sign).reshape(count, 1, h, w);
-        var upsampled = torch.nn.functional.interpolate(cam, size: [side, side], mode: InterpolationMode.Bilinear, align_corners: false);
+        var upsampled = UpsampleToInput(cam, side, model.CropMargin);
         var maps = ToFloats(upsampled);
         NormalisePerMap(maps, count, side * side);
         return new SaliencyResult(maps, targets, side) { Method = $"Eigen-CAM at {layer}" };

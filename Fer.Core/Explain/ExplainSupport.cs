@@ -46,6 +46,21 @@ internal static class ExplainSupport
                 throw new ArgumentOutOfRangeException(paramName, $"target class {t} outside 0..{model.NumClasses - 1}");
     }
 
+    /// <summary>
+    /// A class-activation map [N, 1, h, w] bilinearly upsampled onto the input's pixels [N, 1, side, side]. For a model
+    /// that crops its input's centre (<see cref="FerModel.CropMargin"/>) the feature maps cover that centre only: the
+    /// map is upsampled onto it and the margin, which the model never sees, takes the map's lowest value (0 after
+    /// normalisation).
+    /// </summary>
+    public static Tensor UpsampleToInput(Tensor cam, int side, int cropMargin)
+    {
+        int seen = side - 2 * cropMargin;
+        var upsampled = torch.nn.functional.interpolate(cam, size: [seen, seen], mode: InterpolationMode.Bilinear, align_corners: false);
+        if (cropMargin == 0) return upsampled;
+        var lowest = upsampled.amin([2, 3], keepdim: true);
+        return torch.nn.functional.pad(upsampled - lowest, [cropMargin, cropMargin, cropMargin, cropMargin]) + lowest;
+    }
+
     /// <summary>A tensor's values as floats on the host, whatever its dtype and device.</summary>
     public static float[] ToFloats(Tensor t)
     {

@@ -97,6 +97,7 @@ public static class Faithfulness
         int perImage = 2 * curveFractions.Length + 2 * roadFractions.Length;
         var batch = new float[count * perImage * pixels];
         var rowTargets = new int[count * perImage];
+        int curveRows = 2 * curveFractions.Length;
         for (int i = 0; i < count; i++)
         {
             var source = original.AsSpan(i * pixels, pixels);
@@ -114,21 +115,22 @@ public static class Faithfulness
                 blur.CopyTo(inserted);
                 for (int k = 0; k < n; k++) inserted[order[k]] = source[order[k]];
             }
-            var removed = new bool[pixels];
-            for (int r = 0; r < roadFractions.Length; r++)
-            {
-                int n = (int)Math.Round(roadFractions[r] * pixels);
-                for (int lerf = 0; lerf < 2; lerf++)
-                {
-                    Array.Clear(removed);
-                    for (int k = 0; k < n; k++) removed[lerf == 0 ? order[k] : order[pixels - 1 - k]] = true;
-                    var target = batch.AsSpan(row++ * pixels, pixels);
-                    source.CopyTo(target);
-                    ImputeNoisyLinear(target, side, removed, o.ImputerNoise, new Random(MixToInt(o.Seed, i, salt: 100 + 2 * r + lerf)));
-                }
-            }
             Array.Fill(rowTargets, targets[i], i * perImage, perImage);
         }
+        // ROAD's imputations are most of the cost: one work item per (image, share, MoRF/LeRF) on every core. Each
+        // writes only its own row with its own seeded noise, so the batch is the same to the bit on any number of threads.
+        int roadRows = 2 * roadFractions.Length;
+        Parallel.For(0, count * roadRows, item =>
+        {
+            int i = item / roadRows, r = item % roadRows / 2, lerf = item % 2;
+            var order = orders[i];
+            int n = (int)Math.Round(roadFractions[r] * pixels);
+            var removed = new bool[pixels];
+            for (int k = 0; k < n; k++) removed[lerf == 0 ? order[k] : order[pixels - 1 - k]] = true;
+            var target = batch.AsSpan((i * perImage + curveRows + 2 * r + lerf) * pixels, pixels);
+            original.AsSpan(i * pixels, pixels).CopyTo(target);
+            ImputeNoisyLinear(target, side, removed, o.ImputerNoise, new Random(MixToInt(o.Seed, i, salt: 100 + 2 * r + lerf)));
+        });
 
         float[] probabilities;
         using (var scope = torch.NewDisposeScope())

@@ -131,8 +131,7 @@ public static class Saliency
         var activationGradient = torch.autograd.grad([score], [activation])[0];
         var weights = activationGradient.mean([2, 3], keepdim: true);
         var cam = torch.nn.functional.relu((weights * activation).sum(1, keepdim: true));
-        var upsampled = torch.nn.functional.interpolate(cam, size: [side, side],
-            mode: InterpolationMode.Bilinear, align_corners: false);
+        var upsampled = UpsampleToInput(cam, side, model.CropMargin);
         var maps = ToFloats(upsampled);
         NormalisePerMap(maps, count, side * side);
         return new SaliencyResult(maps, targets, side) { Method = $"Grad-CAM at {layer}" };

@@ -46,6 +46,13 @@ public abstract class FerModel : nn.Module<Tensor, Tensor>
     public abstract int NumClasses { get; }
 
     /// <summary>
+    /// Pixels the model cuts from each side of its input before anything else (a first layer <see cref="CenterCrop2d"/>),
+    /// 0 when it sees the whole image. Training shifts images by up to this much (random crops); ten-crop prediction
+    /// and Grad-CAM's upsampling take it into account.
+    /// </summary>
+    public int CropMargin => Layers.Count > 0 && Layers[0].Module is CenterCrop2d crop ? crop.Margin : 0;
+
+    /// <summary>
     /// The layer Grad-CAM, Guided Grad-CAM and Eigen-CAM explain by default: the last convolution (null for a model
     /// without one, which those methods cannot explain). A model whose last convolution is not the right place overrides it.
     /// </summary>

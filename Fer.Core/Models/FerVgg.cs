@@ -7,14 +7,18 @@ namespace Fer.Core.Models;
 /// A VGG-style CNN with batch norm (registry name "vgg-bn"), the shape of the published FER2013 single-model
 /// records: four blocks of [conv-BN-ReLU x2, max-pool 2, dropout] with 64/128/256/512 channels (times width),
 /// then <c>denseLayers</c> x (dense-BN-ReLU-dropout) of <c>dense</c> units (times width; the published recipe: 2 of 4096)
-/// and the classifier. Layers are registered under their Keras-style names.
+/// and the classifier. Layers are registered under their Keras-style names. With a crop, a first Cropping2D layer
+/// makes the network see the centre square (the published recipe trains on 40x40 crops of the 48x48 faces).
 /// </summary>
 public sealed class FerVgg : FerModel
 {
     private readonly List<NamedLayer> _layers;
 
-    public FerVgg(int numClasses = 7, int side = 48, double width = 1.0, double dropout = 0.3, int dense = 256, int denseLayers = 1) : base("FerVgg")
+    /// <param name="crop">The side of the centre square the network sees (the recipe's 40 of 48); 0 = the whole image.</param>
+    public FerVgg(int numClasses = 7, int side = 48, double width = 1.0, double dropout = 0.3, int dense = 256, int denseLayers = 1, int crop = 0) : base("FerVgg")
     {
+        if (crop != 0 && (crop < 16 || crop > side || (side - crop) % 2 != 0))
+            throw new ArgumentOutOfRangeException(nameof(crop), crop, $"crop must be 0 (none) or from 16 to the image side {side}, and differ from it by an even number of pixels");
         if (!(width > 0)) throw new ArgumentOutOfRangeException(nameof(width), "width must be positive");
         if (dense < 1) throw new ArgumentOutOfRangeException(nameof(dense), "dense must be at least 1 unit");
         if (denseLayers is < 1 or > 8) throw new ArgumentOutOfRangeException(nameof(denseLayers), "dense_layers must be 1 to 8");
@@ -24,6 +28,11 @@ public sealed class FerVgg : FerModel
         var names = new KerasNames();
         long inChannels = 1;
         int s = side;
+        if (crop != 0 && crop < side)
+        {
+            names.Add("cropping2d", "Cropping2D", new CenterCrop2d((side - crop) / 2));
+            s = crop;
+        }
         foreach (var baseChannels in new[] { 64, 128, 256, 512 })
         {
             // At least 8 channels: libtorch 2.10's oneDNN computes wrong input gradients for convolutions with 2-4

@@ -44,6 +44,35 @@ public sealed class FlattenDense : nn.Module<Tensor, Tensor>, IDescribedLayer
     public IReadOnlyList<LayerOp> Ops => [new("flatten", null, new Dictionary<string, object> { ["start_dim"] = 1L, ["end_dim"] = -1L }), LayerSpecs.Describe(dense, "dense")];
 }
 
+/// <summary>
+/// Keras' Cropping2D with the same margin on every side: the network sees the centre (side - 2 * margin) square of
+/// its input. As a model's first layer it makes the model take whole images yet learn from crops, as the published
+/// FER2013 recipes do (40x40 crops of 48x48 faces): training draws random crops by shifting each image by up to
+/// <see cref="Margin"/> pixels before this layer (<see cref="Training.OnlineAugmentation.CropMargin"/>), and ten-crop
+/// prediction shifts it so that each corner crop lands in the centre (<see cref="Ensemble.Predictor"/>).
+/// </summary>
+public sealed class CenterCrop2d : nn.Module<Tensor, Tensor>, IDescribedLayer
+{
+    public CenterCrop2d(int margin) : base("CenterCrop2d")
+    {
+        if (margin < 1) throw new ArgumentOutOfRangeException(nameof(margin), margin, "a crop's margin must be at least 1 pixel");
+        Margin = margin;
+    }
+
+    /// <summary>Pixels cut from each side.</summary>
+    public int Margin { get; }
+
+    public override Tensor forward(Tensor x)
+    {
+        long h = x.shape[2], w = x.shape[3];
+        if (h <= 2 * Margin || w <= 2 * Margin)
+            throw new ArgumentException($"a {h}x{w} input has nothing left after cropping {Margin} pixels from each side");
+        return x.narrow(2, Margin, h - 2 * Margin).narrow(3, Margin, w - 2 * Margin);
+    }
+
+    public IReadOnlyList<LayerOp> Ops => [new("center_crop", null, new Dictionary<string, object> { ["margin"] = (long)Margin })];
+}
+
 /// <summary>Keras-style layer names: a counter per layer type (conv2d_1, conv2d_2, dropout_1, ...).</summary>
 public sealed class KerasNames
 {

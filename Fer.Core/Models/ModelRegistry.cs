@@ -37,8 +37,9 @@ public sealed class ModelCatalog
         ["seed-dnn"] = new("seed-dnn", ModelFamily.FullyConnected, new Dictionary<string, double> { ["dropout"] = 0.3 },
             (c, s, h) => new SeedDnn(c, s, h["dropout"])),
         ["vgg-bn"] = new("vgg-bn", ModelFamily.Convolutional,
-            new Dictionary<string, double> { ["width"] = 1.0, ["dropout"] = 0.3, ["dense"] = 256, ["dense_layers"] = 1 },
-            (c, s, h) => new FerVgg(c, s, h["width"], h["dropout"], Whole(h["dense"], "dense"), Whole(h["dense_layers"], "dense_layers"))),
+            new Dictionary<string, double> { ["width"] = 1.0, ["dropout"] = 0.3, ["dense"] = 256, ["dense_layers"] = 1, ["crop"] = 0 },
+            (c, s, h) => new FerVgg(c, s, h["width"], h["dropout"], Whole(h["dense"], "dense"), Whole(h["dense_layers"], "dense_layers"),
+                h["crop"] == 0 ? 0 : Whole(h["crop"], "crop"))),
     });
 
     public IReadOnlyList<string> Names => [.. _entries.Keys.Order(StringComparer.Ordinal)];

@@ -15,7 +15,7 @@ public sealed record WeightedMember(string Name, FerModel Model, double Weight);
 /// </summary>
 public sealed class EnsembleClassifier : IDisposable
 {
-    public EnsembleClassifier(IReadOnlyList<WeightedMember> members, IReadOnlyList<string> classNames, bool flipTta, Device device)
+    public EnsembleClassifier(IReadOnlyList<WeightedMember> members, IReadOnlyList<string> classNames, TestTimeAugmentation tta, Device device)
     {
         if (members.Count == 0) throw new ArgumentException("an ensemble needs at least one member", nameof(members));
         Side = members[0].Model.InputSide;
@@ -28,13 +28,13 @@ public sealed class EnsembleClassifier : IDisposable
         }
         Members = members;
         ClassNames = classNames;
-        FlipTta = flipTta;
+        Tta = tta;
         Device = device;
     }
 
     public IReadOnlyList<WeightedMember> Members { get; }
     public IReadOnlyList<string> ClassNames { get; }
-    public bool FlipTta { get; }
+    public TestTimeAugmentation Tta { get; }
     public Device Device { get; }
     public int Side { get; }
     public int NumClasses => ClassNames.Count;
@@ -65,7 +65,7 @@ public sealed class EnsembleClassifier : IDisposable
             var x = ToTensor(crops, count).to(Device);
             foreach (var m in Members)
             {
-                var p = Predictor.Softmax(m.Model, x, FlipTta);
+                var p = Predictor.Softmax(m.Model, x, Tta);
                 var result = new float[count * c];
                 p.to(torch.CPU).contiguous().data<float>().CopyTo(result);
                 members.Add(result);

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Fer.Core.Data;
+using Fer.Core.Ensemble;
 using Fer.Core.Models;
 using TorchSharp;
 using TorchSharp.PyBridge;
@@ -27,7 +28,7 @@ public static class ModelExport
     public const string Format = "fer-export-1";
     public const int ProbeImages = 4;
 
-    public static ExportResult Write(string outDir, string runId, IReadOnlyList<ExportMember> members, IReadOnlyList<string> classNames, int side, bool flipTta)
+    public static ExportResult Write(string outDir, string runId, IReadOnlyList<ExportMember> members, IReadOnlyList<string> classNames, int side, TestTimeAugmentation tta)
     {
         if (members.Count == 0) throw new ArgumentException("nothing to export: no members", nameof(members));
         var full = Path.GetFullPath(outDir);
@@ -65,10 +66,12 @@ public static class ModelExport
 
             var probeDoc = new
             {
-                Description = "Synthetic faces (rows of side*side pixels 0..255) and each member's logits in eval mode on pixels/255",
+                Description = "Synthetic faces (rows of side*side pixels 0..255), each member's logits in eval mode on pixels/255, "
+                    + "and the ensemble's probabilities (weights and test-time augmentation as model.json's ensemble says)",
                 Side = side,
                 Images = Enumerable.Range(0, probe.Count).Select(i => probe.Image(i).ToArray().Select(b => (int)b).ToArray()).ToList(),
                 Logits = probeLogits,
+                Probabilities = EnsembleProbabilities(members, probe, tta),
             };
             File.WriteAllText(Path.Combine(temp, "probe.json"), JsonSerializer.Serialize(probeDoc, PhotoCsv.Json));
 
@@ -88,10 +91,15 @@ public static class ModelExport
                 Ensemble = new
                 {
                     Weights = members.ToDictionary(m => m.Name, m => m.Weight),
-                    FlipTta = flipTta,
-                    Combine = flipTta
-                        ? "p = sum_m weight_m * (softmax(model_m(x)) + softmax(model_m(flip_w(x)))) / 2"
-                        : "p = sum_m weight_m * softmax(model_m(x))",
+                    FlipTta = tta != TestTimeAugmentation.None,
+                    Tta = SnakeCase(tta),
+                    Combine = tta switch
+                    {
+                        TestTimeAugmentation.None => "p = sum_m weight_m * softmax(model_m(x))",
+                        TestTimeAugmentation.Flip => "p = sum_m weight_m * (softmax(model_m(x)) + softmax(model_m(flip_w(x)))) / 2",
+                        _ => "p = sum_m weight_m * mean over v in views_m of softmax(model_m(v)); views_m: for a member with a centre_crop of margin m, "
+                           + "x rolled by (0,0), (m,m), (m,-m), (-m,m), (-m,-m) on (h, w) and each of those mirrored (ten crops); otherwise x and flip_w(x)",
+                    },
                 },
                 Members = memberDocs,
                 Files = weightsFiles.ToDictionary(f => f.Name, f => new { f.Bytes, f.Sha256 }),
@@ -112,6 +120,18 @@ public static class ModelExport
     }
 
     /// <summary>Logits [N][C] of a model in eval mode for a face set.</summary>
+    /// <summary>The weighted ensemble's class probabilities on <paramref name="faces"/> (CPU, eval mode), one row per face.</summary>
+    private static float[][] EnsembleProbabilities(IReadOnlyList<ExportMember> members, FaceSet faces, TestTimeAugmentation tta)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var x = faces.ImagesTensor();
+        var sum = members.Select(m => Predictor.Softmax(m.Model, x, tta).mul(m.Weight)).Aggregate((a, b) => a.add(b)).contiguous();
+        var flat = sum.data<float>().ToArray();
+        int c = (int)sum.shape[1];
+        return Enumerable.Range(0, faces.Count).Select(i => flat.AsSpan(i * c, c).ToArray()).ToArray();
+    }
+
     public static float[][] Logits(FerModel model, FaceSet faces)
     {
         using var scope = torch.NewDisposeScope();
@@ -133,6 +153,13 @@ public static class ModelExport
         var path = Path.Combine(dir, name);
         return new ExportedFile(name, new FileInfo(path).Length, Sha256(path));
     }
+
+    private static string SnakeCase(TestTimeAugmentation tta) => tta switch
+    {
+        TestTimeAugmentation.None => "none",
+        TestTimeAugmentation.Flip => "flip",
+        _ => "ten_crop",
+    };
 
     private static bool IsSafeName(string name) =>
         name.Length > 0 && name.All(ch => char.IsLetterOrDigit(ch) || ch is '-' or '_' or '.') && name != "." && name != ".." && name != "model" && name != "probe";

@@ -27,6 +27,12 @@ public static class BatchAugmenter
             double zoomX = 1 + random.NextSymmetric(augmentation.MaxZoom);
             double zoomY = 1 + random.NextSymmetric(augmentation.MaxZoom);
             double flip = augmentation.HorizontalFlip && random.NextDouble() < 0.5 ? -1 : 1;
+            if (augmentation.CropMargin > 0)
+            {
+                // A whole-pixel move (2 units span the side): the crop the model takes is a true crop, not resampled.
+                shiftX += 2.0 * (random.NextInt(2 * augmentation.CropMargin + 1) - augmentation.CropMargin) / images.shape[3];
+                shiftY += 2.0 * (random.NextInt(2 * augmentation.CropMargin + 1) - augmentation.CropMargin) / images.shape[2];
+            }
             double cos = Math.Cos(angle), sin = Math.Sin(angle);
             theta[i * 6 + 0] = (float)(cos * zoomX * flip);
             theta[i * 6 + 1] = (float)(-sin * zoomY);

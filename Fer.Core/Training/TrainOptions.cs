@@ -16,8 +16,16 @@ public sealed record OnlineAugmentation(
     /// </summary>
     public double EraseProbability { get; init; }
 
+    /// <summary>
+    /// Random crops for a model that sees the centre of its input (<see cref="Models.FerModel.CropMargin"/>): each image
+    /// also moves by a whole number of pixels from -CropMargin to CropMargin on each axis, so the centre the model sees
+    /// is a random crop (torchvision's RandomCrop) while the image stays whole. 0 = none.
+    /// </summary>
+    public int CropMargin { get; init; }
+
     public void Validate()
     {
+        if (CropMargin is < 0 or > 64) throw new ArgumentOutOfRangeException(nameof(CropMargin), CropMargin, "must be from 0 to 64 pixels");
         if (!(EraseProbability >= 0 && EraseProbability <= 1)) throw new ArgumentOutOfRangeException(nameof(EraseProbability), EraseProbability, "must be in [0, 1]");
         if (!(MaxShift >= 0 && MaxShift < 1)) throw new ArgumentOutOfRangeException(nameof(MaxShift), MaxShift, "must be in [0, 1)");
         if (!(MaxRotationDegrees >= 0 && MaxRotationDegrees <= 180))

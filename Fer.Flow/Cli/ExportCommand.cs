@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Fer.Core.Ensemble;
 using Fer.Core.Photos;
 using Fer.Flow.Pipeline;
 using TorchSharp;
@@ -8,6 +9,14 @@ namespace Fer.Flow.Cli;
 /// <summary>`fer export`: a finished run's ensemble as PyTorch state_dicts with model.json.</summary>
 public static class ExportCommand
 {
+    /// <summary>", flip TTA" or ", ten-crop TTA" after a run's members in one-line summaries; nothing without TTA.</summary>
+    public static string TtaNote(TestTimeAugmentation tta) => tta switch
+    {
+        TestTimeAugmentation.None => "",
+        TestTimeAugmentation.Flip => ", flip TTA",
+        _ => ", ten-crop TTA",
+    };
+
     public static Command Create(Option<string> artifactsOption)
     {
         var run = new Option<string?>("--run") { Description = "Run id (or unique prefix); default: the latest finished run" };
@@ -29,8 +38,8 @@ public static class ExportCommand
         {
             var members = ensemble.Members.Select(m => new ExportMember(m.Trained.Member, m.Trained.Model, m.Trained.Family, m.Trained.Hyperparameters,
                 m.Model, m.Weight)).ToList();
-            var result = ModelExport.Write(outDir, ensemble.Run.RunId, members, ensemble.ClassNames, ensemble.Side, ensemble.FlipTta);
-            stdout.WriteLine($"exported run {ensemble.Run.RunId} ({members.Count} members{(ensemble.FlipTta ? ", flip TTA" : "")}) to {result.Dir}");
+            var result = ModelExport.Write(outDir, ensemble.Run.RunId, members, ensemble.ClassNames, ensemble.Side, ensemble.Tta);
+            stdout.WriteLine($"exported run {ensemble.Run.RunId} ({members.Count} members{TtaNote(ensemble.Tta)}) to {result.Dir}");
             foreach (var f in result.Files) stdout.WriteLine($"  {f.Sha256}  {f.Name} ({f.Bytes:N0} bytes)");
             return ExitCodes.Ok;
         }

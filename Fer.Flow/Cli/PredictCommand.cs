@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using Fer.Core.Ensemble;
 using Fer.Core.Photos;
 using Fer.Flow.Logging;
 using Fer.Flow.Pipeline;
@@ -86,9 +87,9 @@ public static class PredictCommand
         using var log = RunLog.Create(outDir, predictId, "predict", console: false);
         var device = DeviceChoice.Resolve(r.Device);
         using var classifier = new EnsembleClassifier(ensemble.Members.Select(m => new WeightedMember(m.Trained.Member, m.Model, m.Weight)).ToList(),
-            ensemble.ClassNames, ensemble.FlipTta, device);
-        log.Information("Predicting with run {SourceRun}: members {Members}, flip TTA {FlipTta}, side {Side}, detector {Detector}",
-            ensemble.Run.RunId, ensemble.Members.Select(m => $"{m.Trained.Member}={m.Weight:0.###}").ToArray(), ensemble.FlipTta, ensemble.Side,
+            ensemble.ClassNames, ensemble.Tta, device);
+        log.Information("Predicting with run {SourceRun}: members {Members}, test-time augmentation {Tta}, side {Side}, detector {Detector}",
+            ensemble.Run.RunId, ensemble.Members.Select(m => $"{m.Trained.Member}={m.Weight:0.###}").ToArray(), ensemble.Tta, ensemble.Side,
             finder is CascadeFaceFinder c ? c.CascadePath : "none (--no-detect)");
 
         void OnError(PhotoInputException e)
@@ -120,7 +121,7 @@ public static class PredictCommand
         result.Errors.InsertRange(0, inputErrors);
         var runInfo = new
         {
-            Id = ensemble.Run.RunId, Members = ensemble.Members.ToDictionary(m => m.Trained.Member, m => m.Weight), ensemble.FlipTta, ensemble.Side,
+            Id = ensemble.Run.RunId, Members = ensemble.Members.ToDictionary(m => m.Trained.Member, m => m.Weight), FlipTta = ensemble.Tta != TestTimeAugmentation.None, Tta = SettingsSchema.SnakeCase(ensemble.Tta.ToString()), ensemble.Side,
             Detector = finder is CascadeFaceFinder cf ? cf.CascadePath : "none", Explained = predictor.Explained?.ToString(),
         };
         PhotoCsv.WriteAtomically(Path.Combine(outDir, PhotoCsv.CsvName), PhotoCsv.FormatCsv(result.Faces, ensemble.ClassNames));
@@ -137,7 +138,7 @@ public static class PredictCommand
     {
         var inv = CultureInfo.InvariantCulture;
         var t = result.Timings;
-        stdout.WriteLine($"run       {ensemble.Run.RunId}: {string.Join(", ", ensemble.Members.Select(m => $"{m.Trained.Member} {m.Weight.ToString("0.###", inv)}"))}{(ensemble.FlipTta ? ", flip TTA" : "")}");
+        stdout.WriteLine($"run       {ensemble.Run.RunId}: {string.Join(", ", ensemble.Members.Select(m => $"{m.Trained.Member} {m.Weight.ToString("0.###", inv)}"))}{ExportCommand.TtaNote(ensemble.Tta)}");
         int noFace = result.Images.Count(i => i.Faces == 0);
         stdout.WriteLine($"images    {result.Images.Count}{(noFace > 0 ? $" ({noFace} without a face: {string.Join(", ", result.Images.Where(i => i.Faces == 0).Take(5).Select(i => Path.GetFileName(i.File)))}{(noFace > 5 ? ", ..." : "")})" : "")}");
         if (result.Videos.Count > 0)

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Fer.Core.Ensemble;
 using Fer.Core.Models;
 using Fer.Core.Storage;
 using Fer.Flow.Audit;
@@ -13,8 +14,8 @@ namespace Fer.Flow.Cli;
 /// <summary>A member of a finished run, rebuilt from its hash-checked cache entry.</summary>
 public sealed record LoadedMember(TrainedMember Trained, FerModel Model, double Weight);
 
-/// <summary>A finished run's ensemble: members with their fitted weights, classes, image side and whether it used flip TTA.</summary>
-public sealed record RunEnsemble(RunSummary Run, IReadOnlyList<LoadedMember> Members, IReadOnlyList<string> ClassNames, int Side, bool FlipTta)
+/// <summary>A finished run's ensemble: members with their fitted weights, classes, image side and the test-time augmentation it used.</summary>
+public sealed record RunEnsemble(RunSummary Run, IReadOnlyList<LoadedMember> Members, IReadOnlyList<string> ClassNames, int Side, TestTimeAugmentation Tta)
 {
     public const string TrainHint = "train one with `fer run flows/quickstart.fsx` (or flows/hw3.fsx on your data)";
 
@@ -84,7 +85,7 @@ public sealed record RunEnsemble(RunSummary Run, IReadOnlyList<LoadedMember> Mem
             throw;
         }
         if (members.Count == 0) throw new FlowDefinitionException($"run {chosen.RunId} ({ensembleNode}) lists no ensemble members");
-        return new RunEnsemble(chosen, members, classes, side, ensemble.FlipTta);
+        return new RunEnsemble(chosen, members, classes, side, ensemble.TtaUsed);
     }
 
     /// <summary>

@@ -36,7 +36,7 @@ public static class FlowVocabulary
             split     [ "valid_fraction" => 0.1; "seed" => seed ]
             train [ model "cnn" "seed-cnn" [ "lr" => 1e-3 ]
                     model "dnn" "seed-dnn" [ "lr" => 5e-4 ] ] [ "epochs" => epochs; "seed" => seed ]
-            predict   [ "flip_tta" => true ]
+            predict   [ "tta" => "flip" ]
             visualize [ "members" => "cnn" ]
             report    []
         ]

@@ -10,7 +10,8 @@ namespace Fer.Flow.Stages;
 
 public sealed record PredictSettings
 {
-    [Description("Average each prediction with the prediction on the mirrored image")] public bool FlipTta { get; init; } = true;
+    [Description("Test-time augmentation: none, flip (the image and its mirror) or ten_crop (for members that see a centre crop: the centre and four corner crops, each mirrored)")]
+    public TestTimeAugmentation Tta { get; init; } = TestTimeAugmentation.Flip;
     [Description("Images per forward pass"), Range(1.0, 65_536.0)] public int BatchSize { get; init; } = 256;
     [Description("Member whose confusion matrix is drawn beside the ensemble's (default: the best member)")] public string ConfusionMember { get; init; } = "";
 }
@@ -35,7 +36,13 @@ public sealed record EnsembleMetrics
 {
     public IReadOnlyList<string> Members { get; init; } = [];
     public IReadOnlyDictionary<string, double> Weights { get; init; } = new Dictionary<string, double>();
+    /// <summary>Whether predictions were averaged with the mirror image (also true for ten-crop); what Fer before <see cref="Tta"/> wrote.</summary>
     public bool FlipTta { get; init; }
+    /// <summary>The test-time augmentation used; null in runs written before Fer recorded it (then <see cref="FlipTta"/> says).</summary>
+    [System.Text.Json.Serialization.JsonConverter(typeof(LowerCaseEnumConverter<TestTimeAugmentation>))]
+    public TestTimeAugmentation? Tta { get; init; }
+    /// <summary>The test-time augmentation this ensemble predicts with.</summary>
+    public TestTimeAugmentation TtaUsed => Tta ?? (FlipTta ? TestTimeAugmentation.Flip : TestTimeAugmentation.None);
     public double ValidAccuracy { get; init; }
     public double ValidNll { get; init; }
     public double EqualWeightValidAccuracy { get; init; }
@@ -142,7 +149,7 @@ public sealed class PredictStage : Stage<PredictInputs, PredictSettings, Ensembl
 
         var metrics = new EnsembleMetrics
         {
-            Members = [.. members.Select(m => m.Member)], Weights = weights, FlipTta = s.FlipTta,
+            Members = [.. members.Select(m => m.Member)], Weights = weights, FlipTta = s.Tta != TestTimeAugmentation.None, Tta = s.Tta,
             ValidAccuracy = fit.ValidAccuracy, ValidNll = fit.ValidNll, EqualWeightValidAccuracy = fit.EqualWeightAccuracy, EqualWeightValidNll = fit.EqualWeightNll,
             BestMember = members[fit.BestMember].Member, BestMemberValidAccuracy = fit.BestMemberAccuracy,
             FellBackToBestMember = fit.FellBackToBestMember, Explanation = fit.Explanation, Combination = fit.Choice, Folds = fit.Folds,
@@ -154,7 +161,7 @@ public sealed class PredictStage : Stage<PredictInputs, PredictSettings, Ensembl
         return new EnsemblePrediction(confusionValid, confusionMember, confusionTest, submission, probabilities, metrics);
     }
 
-    /// <summary>One member's class probabilities on the validation and test images (flip TTA when set), with progress.</summary>
+    /// <summary>One member's class probabilities on the validation and test images (with the test-time augmentation set), with progress.</summary>
     private static (float[] Valid, float[] Test) PredictMember(StageContext ctx, PredictSettings s, TrainedMember member, FaceSet valid, FaceSet test)
     {
         using var model = member.Load(ctx.Models, valid.ClassNames.Count, valid.Side, ctx.Run.Device);
@@ -169,11 +176,11 @@ public sealed class PredictStage : Stage<PredictInputs, PredictSettings, Ensembl
                 if (row.Report($"predict {member.Member}: {images:N0}/{total:N0} images, {images / Math.Max(1e-3, clock.Elapsed.TotalSeconds):0} images/s", images, total))
                     ctx.Log.Debug("Progress predicting {Model}: {ImagesDone}/{Images} images", member.Member, images, total);
             });
-            pv = Predictor.PredictProbabilities(model, valid, ctx.Run.Device, s.FlipTta, s.BatchSize, ctx.CancellationToken, Counting(0));
-            pt = test.Count > 0 ? Predictor.PredictProbabilities(model, test, ctx.Run.Device, s.FlipTta, s.BatchSize, ctx.CancellationToken, Counting(valid.Count)) : [];
+            pv = Predictor.PredictProbabilities(model, valid, ctx.Run.Device, s.Tta, s.BatchSize, ctx.CancellationToken, Counting(0));
+            pt = test.Count > 0 ? Predictor.PredictProbabilities(model, test, ctx.Run.Device, s.Tta, s.BatchSize, ctx.CancellationToken, Counting(valid.Count)) : [];
         }
-        ctx.Log.Information("Member {Model} predicted {Images} images in {Seconds:0.00} s (flip TTA {FlipTta})",
-            member.Member, valid.Count + test.Count, clock.Elapsed.TotalSeconds, s.FlipTta);
+        ctx.Log.Information("Member {Model} predicted {Images} images in {Seconds:0.00} s (test-time augmentation {Tta}, {Views} views)",
+            member.Member, valid.Count + test.Count, clock.Elapsed.TotalSeconds, s.Tta, Predictor.Views(model, s.Tta));
         return (pv, pt);
     }
 

@@ -177,7 +177,12 @@ public static class ReportBuilder
             var combination = ensemble.Members.Count == 1
                 ? "With one member, its predictions are the ensemble's. "
                 : $"Fitted weights are non-negative, sum to 1 and minimise the validation log-loss; the combination used was chosen on held-out folds of the validation set: {E(ensemble.Explanation)}. ";
-            h.Append($"<p>{combination}Predictions {(ensemble.FlipTta ? "average each image with its mirror image" : "use the images as they are")}.</p>");
+            h.Append($"<p>{combination}Predictions {ensemble.TtaUsed switch
+            {
+                TestTimeAugmentation.None => "use the images as they are",
+                TestTimeAugmentation.Flip => "average each image with its mirror image",
+                _ => "average ten crops of each image (centre and corners, each mirrored) for members that see a crop, the image and its mirror for the others",
+            }}.</p>");
             if (ensemble.Submission) h.Append("<p>The submission file is <code>predictions.csv</code> in the run folder.</p>");
         }
         else h.Append("<p>No ensemble in this run.</p>");

@@ -31,6 +31,7 @@ public sealed record MemberSettings
     [Description("Augmentation: largest zoom change (0.2: scale 0.8-1.2)"), Range(0.0, 1.0, MaximumIsExclusive = true)] public double AugmentZoom { get; init; } = 0.1;
     [Description("Augmentation: mirror half the images")] public bool AugmentFlip { get; init; }
     [Description("Augmentation: random erasing probability (0: off)"), Range(0.0, 1.0)] public double EraseProbability { get; init; }
+    [Description("Augmentation: for a model that sees a centre crop (vgg-bn's crop), train on random crops of that size")] public bool AugmentCrop { get; init; } = true;
     [Description("Class-weighted loss (FER2013 is unbalanced)")] public bool ClassWeighted { get; init; }
     [Description("Seed of initialisation, shuffling and dropout")] public long Seed { get; init; }
     /// <summary>The model's hyperparameters in force (its defaults with the given ones applied).</summary>
@@ -163,6 +164,8 @@ public sealed class TrainMemberStage : Stage<SplitFaces, MemberSettings, Trained
         model.Initialize(s.Seed);
         model.to(ctx.Run.Device);
         var options = Options(s) with { CheckpointDir = ctx.CheckpointDir };
+        if (options.Augmentation is { } augmentation && s.AugmentCrop && model.CropMargin > 0)
+            options = options with { Augmentation = augmentation with { CropMargin = model.CropMargin } };
         var log = ctx.Log.ForContext("Model", member);
         log.Information("Training member {Model} ({Architecture}, {Parameters:N0} parameters) for up to {Epochs} epochs on {TrainRows} images, validating on {ValidRows}",
             member, s.Model, model.ParameterCount(), options.Epochs, train.Count, valid.Count);

@@ -40,7 +40,7 @@ public sealed class PhotosBenchmark : IBenchmark
                     split [ "valid_fraction" => 0.2; "seed" => 3 ]
                     train [ model "cnn" "seed-cnn" [ "epochs" => 1; "batch_size" => 64; "seed" => 3 ]
                             model "dnn" "seed-dnn" [ "epochs" => 1; "batch_size" => 64; "seed" => 3 ] ] []
-                    predict [ "flip_tta" => true ]
+                    predict [ "tta" => "flip" ]
                 ]
                 """);
             var code = FlowCommand.RunAsync(new FlowRequest(script, artifacts, [], Device: "cpu", Console: false), Console.Error).GetAwaiter().GetResult();

@@ -19,11 +19,11 @@ public sealed class PredictBenchmark : IBenchmark
         torch.manual_seed(1);
         using var model = new SeedCnn();
         Predictor.PredictProbabilities(model, faces.Select([0, 1, 2, 3]), torch.CPU); // warm-up
-        foreach (var tta in new[] { false, true })
+        foreach (var tta in new[] { TestTimeAugmentation.None, TestTimeAugmentation.Flip })
         {
             var clock = Stopwatch.StartNew();
-            Predictor.PredictProbabilities(model, faces, torch.CPU, flipTta: tta);
-            Console.WriteLine($"  flip TTA {(tta ? "on " : "off")}: {n:N0} images in {clock.Elapsed.TotalSeconds:0.00} s = {n / clock.Elapsed.TotalSeconds:0} images/s");
+            Predictor.PredictProbabilities(model, faces, torch.CPU, tta);
+            Console.WriteLine($"  TTA {tta,-4}: {n:N0} images in {clock.Elapsed.TotalSeconds:0.00} s = {n / clock.Elapsed.TotalSeconds:0} images/s");
         }
     }
 }

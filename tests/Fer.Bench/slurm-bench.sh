@@ -17,7 +17,7 @@ flow "bench" [
     augment [ "flip" => true ]
     split   [ "valid_fraction" => 0.1; "seed" => 1 ]
     train [ model "cnn" "seed-cnn" [ "lr" => 1e-3 ] ] [ "epochs" => 1; "seed" => 1 ]
-    predict [ "flip_tta" => true ]
+    predict [ "tta" => "flip" ]
 ]
 EOF
 sweep=(--sweep train.cnn.lr=1e-3,5e-4 --sweep train.cnn.seed=1,2)

@@ -234,16 +234,16 @@ public class PredictorTests
         torch.manual_seed(3);
         using var model = new TinyNet();
         var faces = SyntheticFaces.Generate(new SyntheticFaceOptions(37, 1, Side: 8));
-        var plain = Predictor.PredictProbabilities(model, faces, torch.CPU, flipTta: false, batchSize: 5);
+        var plain = Predictor.PredictProbabilities(model, faces, torch.CPU, tta: TestTimeAugmentation.None, batchSize: 5);
         for (int i = 0; i < faces.Count; i++) Assert.Equal(1.0, plain.AsSpan(i * 4, 4).ToArray().Sum(), 5);
 
         var mirrored = faces.Select(Enumerable.Range(0, faces.Count).ToArray());
         for (int i = 0; i < mirrored.Count; i++) FaceAugment.FlipInPlace(mirrored.Pixels.AsSpan(i * 64, 64), 8);
-        var mirror = Predictor.PredictProbabilities(model, mirrored, torch.CPU, flipTta: false);
-        var tta = Predictor.PredictProbabilities(model, faces, torch.CPU, flipTta: true, batchSize: 7);
+        var mirror = Predictor.PredictProbabilities(model, mirrored, torch.CPU, tta: TestTimeAugmentation.None);
+        var tta = Predictor.PredictProbabilities(model, faces, torch.CPU, tta: TestTimeAugmentation.Flip, batchSize: 7);
         for (int k = 0; k < tta.Length; k++) Assert.Equal((plain[k] + mirror[k]) / 2, tta[k], 5);
 
-        var oneBatch = Predictor.PredictProbabilities(model, faces, torch.CPU, flipTta: false, batchSize: 1000);
+        var oneBatch = Predictor.PredictProbabilities(model, faces, torch.CPU, tta: TestTimeAugmentation.None, batchSize: 1000);
         for (int k = 0; k < plain.Length; k++) Assert.Equal(plain[k], oneBatch[k], 6);
         Assert.True(model.training); // the model's mode is restored
     }

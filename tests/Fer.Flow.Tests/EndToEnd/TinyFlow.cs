@@ -26,7 +26,7 @@ public sealed class TinyFlow : IDisposable
                 split [ "valid_fraction" => 0.2; "seed" => seed ]
                 train [ model "cnn" "seed-cnn" [ "epochs" => epochs; "batch_size" => 64; "seed" => seed ]
                         model "dnn" "seed-dnn" [ "epochs" => epochs; "batch_size" => 64; "seed" => seed ] ] []
-                predict [ "flip_tta" => true ]
+                predict [ "tta" => "flip" ]
                 visualize [ "members" => "cnn"; "ascent_steps" => 8; "max_filters" => 8; "smoothgrad_samples" => 4; "ig_steps" => 4
                             "occlusion_stride" => 12; "faithfulness_steps" => 2; "sanity_layers" => 1 ]
                 {{extraStages ?? "report []"}}

@@ -40,6 +40,7 @@ public sealed partial class PhotoCommandTests
         Assert.Equal(7, root.GetProperty("classes").GetArrayLength());
         Assert.Equal(48, root.GetProperty("input").GetProperty("side").GetInt32());
         Assert.True(root.GetProperty("ensemble").GetProperty("flip_tta").GetBoolean());
+        Assert.Equal("flip", root.GetProperty("ensemble").GetProperty("tta").GetString());
         var record = Fer.Flow.Pipeline.RunRecord.TryRead(run.RunDir)!;
         var metrics = record.MetricsOf<Fer.Flow.Stages.EnsembleMetrics>().Single().Metrics;
         foreach (var (member, weight) in metrics.Weights)
@@ -99,13 +100,14 @@ public sealed partial class PhotoCommandTests
     private static string CheckWithFerExportPy(string exportDir) => PythonTorch.CheckExport(exportDir);
 
     [SkippableFact]
-    public void A_vgg_bn_export_loads_into_fer_exports_PyTorch_class_strictly_with_the_same_logits()
+    public void A_vgg_bn_export_with_a_crop_loads_into_fer_exports_PyTorch_class_strictly_with_the_same_logits_and_ten_crop_probabilities()
     {
         SkipUnlessPythonTorch();
         // Not trained, but not trivial either: seeded weights, batch-norm statistics moved off 0 and 1 by a few
-        // training-mode passes, and an input normalisation, so every tensor and the layer order count.
+        // training-mode passes, and an input normalisation, so every tensor and the layer order count. The recipe's
+        // 40x40 centre crop, so the crop layer and ten-crop averaging are rebuilt in PyTorch too.
         using var dir = new TempDir();
-        using var vgg = new Fer.Core.Models.FerVgg(7, 48, width: 0.2, dropout: 0.3);
+        using var vgg = new Fer.Core.Models.FerVgg(7, 48, width: 0.2, dropout: 0.3, crop: 40);
         vgg.Initialize(11);
         vgg.SetInputNormalization(0.45f, 0.22f);
         vgg.train();
@@ -116,12 +118,16 @@ public sealed partial class PhotoCommandTests
             for (int i = 0; i < 3; i++) vgg.call(TorchSharp.torch.rand(16, 1, 48, 48));
         }
         vgg.eval();
-        var hyper = new Dictionary<string, double> { ["width"] = 0.2, ["dropout"] = 0.3 };
+        var hyper = new Dictionary<string, double> { ["width"] = 0.2, ["dropout"] = 0.3, ["crop"] = 40 };
         var outDir = dir["export"];
         Fer.Core.Photos.ModelExport.Write(outDir, "vgg-test", [new Fer.Core.Photos.ExportMember("vgg", "vgg-bn", Fer.Core.Models.ModelFamily.Convolutional, hyper, vgg, 1.0)],
-            Fer.Core.Data.FaceSet.Fer2013Classes, 48, flipTta: true);
-        var line = System.Text.RegularExpressions.Regex.Match(CheckWithFerExportPy(outDir), @"vgg: max abs logit difference (\S+)");
+            Fer.Core.Data.FaceSet.Fer2013Classes, 48, Fer.Core.Ensemble.TestTimeAugmentation.TenCrop);
+        var output = CheckWithFerExportPy(outDir);
+        var line = System.Text.RegularExpressions.Regex.Match(output, @"vgg: max abs logit difference (\S+)");
         Assert.True(line.Success);
+        var probabilities = System.Text.RegularExpressions.Regex.Match(output, @"ensemble: max abs probability difference (\S+) \(ten_crop");
+        Assert.True(probabilities.Success, output);
+        Assert.InRange(double.Parse(probabilities.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), 0, 1e-6);
         // fer_export.py accepts 1e-4; the same computation is far closer (2.2e-8 measured), and a wrong batch-norm eps is not.
         Assert.InRange(double.Parse(line.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), 0, 1e-6);
     }
