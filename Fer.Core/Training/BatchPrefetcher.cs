@@ -24,8 +24,8 @@ internal sealed class TrainingBatch(int epoch, int index, Tensor images, Tensor 
 
 /// <summary>
 /// Prepares the training batches of epochs [firstEpoch, lastEpoch] on a background thread, in order, into a bounded
-/// dataflow buffer, so batch assembly and augmentation overlap the model's work. Batch order is the permutation
-/// for (seed, epoch); augmentation is keyed by (seed, epoch, batch). Tensors are created outside any dispose scope
+/// dataflow buffer, so batch assembly overlaps the model's work. Batch order is the permutation for (seed, epoch).
+/// (Augmentation happens in the training step, on the model's device: see Trainer.) Tensors are created outside any dispose scope
 /// (scopes are per thread) and ownership passes to whoever receives them; those never received are disposed here.
 /// </summary>
 internal sealed class BatchPrefetcher : IDisposable
@@ -33,16 +33,15 @@ internal sealed class BatchPrefetcher : IDisposable
     private readonly FaceSet _set;
     private readonly int _batchSize;
     private readonly long _seed;
-    private readonly OnlineAugmentation? _augmentation;
     private readonly bool _pin;
     private readonly BufferBlock<TrainingBatch> _buffer;
     private readonly CancellationTokenSource _stop;
     private readonly Task _producer;
 
-    public BatchPrefetcher(FaceSet set, int batchSize, long seed, OnlineAugmentation? augmentation, bool pinMemory,
+    public BatchPrefetcher(FaceSet set, int batchSize, long seed, bool pinMemory,
         int firstEpoch, int lastEpoch, int capacity, CancellationToken ct)
     {
-        _set = set; _batchSize = batchSize; _seed = seed; _augmentation = augmentation; _pin = pinMemory;
+        _set = set; _batchSize = batchSize; _seed = seed; _pin = pinMemory;
         _buffer = new BufferBlock<TrainingBatch>(new DataflowBlockOptions { BoundedCapacity = capacity });
         _stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         // One dedicated thread rather than thread-pool continuations: native allocations then all come from one
@@ -110,7 +109,6 @@ internal sealed class BatchPrefetcher : IDisposable
             for (int i = 0; i < p; i++) dst[i] = src[i] * (1f / 255f);
             labelsOut[k] = _set.Labels[row];
         }
-        if (_augmentation is not null) images = BatchAugmenter.Augment(images, _augmentation, _seed, epoch, index);
         if (_pin)
         {
             images = images.pin_memory();

@@ -84,7 +84,7 @@ public sealed class Trainer
             : null;
 
         int firstEpoch = run.Epoch + 1;
-        using var prefetcher = new BatchPrefetcher(train, o.BatchSize, o.Seed, o.Augmentation,
+        using var prefetcher = new BatchPrefetcher(train, o.BatchSize, o.Seed,
             pinMemory: _device.type == DeviceType.CUDA, firstEpoch, o.Epochs, o.PrefetchBatches, ct);
         double lastValidSeconds = 0;
         for (int epoch = firstEpoch; epoch <= o.Epochs; epoch++)
@@ -234,6 +234,11 @@ public sealed class Trainer
                 if (batch.Epoch != epoch || batch.Index != b)
                     throw new InvalidOperationException($"batch producer out of step: got epoch {batch.Epoch} batch {batch.Index}, expected {epoch}/{b}");
                 var images = batch.Images.to(_device, non_blocking: true);
+                // Augmented here, on the model's device, not on the prefetcher's thread: libtorch's parallel ops on
+                // two threads at once contended for the cores (measured on 2 cores: 0.83 of the unaugmented images/s
+                // from the prefetcher, 0.9-1.0 here, where a batch of 64 costs about 2 ms; see BENCHMARKS.md, recipe).
+                if (_options.Augmentation is { } augmentation)
+                    images = BatchAugmenter.Augment(images, augmentation, _options.Seed, epoch, b);
                 var labels = batch.Labels.to(_device, non_blocking: true);
                 if (_options.Schedule != LrSchedule.Constant)
                     SetLearningRate(optimizer, ScheduledRate(_options, (epoch - 1) * batches + b, _options.Epochs * batches));

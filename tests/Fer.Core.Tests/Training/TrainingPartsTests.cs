@@ -16,7 +16,7 @@ public class TrainingPartsTests
         for (int r = 0; r < rows; r++) set.Pixels[r * side * side] = (byte)r;
 
         var seen = new Dictionary<int, List<int>>();
-        using (var prefetcher = new BatchPrefetcher(set, batchSize: 32, seed: 3, augmentation: null, pinMemory: false,
+        using (var prefetcher = new BatchPrefetcher(set, batchSize: 32, seed: 3, pinMemory: false,
                    firstEpoch: 2, lastEpoch: 3, capacity: 2, CancellationToken.None))
         {
             Assert.Equal(3, prefetcher.BatchesPerEpoch);
@@ -51,7 +51,7 @@ public class TrainingPartsTests
     public void PrefetcherStopsCleanlyWhenDisposedEarly()
     {
         var set = ToyFaces.Make(100, seed: 6);
-        var prefetcher = new BatchPrefetcher(set, 10, 1, null, false, 1, 50, capacity: 3, CancellationToken.None);
+        var prefetcher = new BatchPrefetcher(set, 10, 1, false, 1, 50, capacity: 3, CancellationToken.None);
         using (var batch = prefetcher.Next(CancellationToken.None)) Assert.Equal(10, batch.Count);
         prefetcher.Dispose(); // producer is blocked on a full buffer: must stop, not hang
     }
