@@ -2,8 +2,13 @@ using OpenCvSharp;
 
 namespace Fer.Core.Photos;
 
-/// <summary>A face box in the original image's pixels.</summary>
-public readonly record struct FaceBox(int X, int Y, int W, int H);
+/// <summary>A face box in the original image's pixels; a detector that finds landmarks (YuNet) adds them and its score.</summary>
+public readonly record struct FaceBox(int X, int Y, int W, int H)
+{
+    public FaceLandmarks? Landmarks { get; init; }
+    /// <summary>The detector's confidence in 0..1; null where it gives none (Haar, whole images).</summary>
+    public float? Score { get; init; }
+}
 
 /// <summary>Where to find faces: a Haar cascade, or the whole image as one face (FER2013-style crops).</summary>
 public interface IFaceFinder : IDisposable
@@ -70,8 +75,13 @@ public sealed class CascadeFaceFinder : IFaceFinder
         var boxes = found
             .Select(r => Clamp(new FaceBox((int)Math.Round(r.X / scale), (int)Math.Round(r.Y / scale), (int)Math.Round(r.Width / scale), (int)Math.Round(r.Height / scale)), gray.Width, gray.Height))
             .Where(b => b.W > 0 && b.H > 0).ToList();
+        return ReadingOrder(boxes);
+    }
+
+    /// <summary>Reading order (rows of the median box height, top to bottom, then left to right), so output is stable.</summary>
+    internal static IReadOnlyList<FaceBox> ReadingOrder(List<FaceBox> boxes)
+    {
         if (boxes.Count == 0) return boxes;
-        // Reading order (rows of the median box height, top to bottom, then left to right) so output is stable.
         int row = Math.Max(1, boxes.Select(b => b.H).Order().ElementAt(boxes.Count / 2));
         return boxes.OrderBy(b => (b.Y + b.H / 2) / row).ThenBy(b => b.X).ThenBy(b => b.Y).ToList();
     }

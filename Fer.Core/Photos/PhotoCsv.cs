@@ -49,6 +49,12 @@ public static class PhotoCsv
             {
                 r.File, r.Frame, Seconds = r.Seconds is { } s ? Math.Round(s, 4) : (double?)null, r.Box.X, r.Box.Y, W = r.Box.W, H = r.Box.H, Label = r.LabelName,
                 Confidence = Math.Round(r.Confidence, 6),
+                DetectorScore = r.Box.Score is { } score ? Math.Round(score, 4) : (double?)null,
+                Landmarks = r.Box.Landmarks is { } l ? new
+                {
+                    RightEye = Point(l.RightEye), LeftEye = Point(l.LeftEye), Nose = Point(l.Nose), MouthRight = Point(l.MouthRight), MouthLeft = Point(l.MouthLeft),
+                    EyeAngle = Math.Round(l.EyeAngleDegrees, 2),
+                } : null,
                 Probabilities = classNames.Select((n, k) => (n, k)).ToDictionary(x => x.n, x => Math.Round(r.Probabilities[x.k], 6)),
             }),
             Images = result.Images,
@@ -57,6 +63,8 @@ public static class PhotoCsv
         };
         return JsonSerializer.Serialize(doc, Json);
     }
+
+    private static double[] Point(LandmarkPoint p) => [Math.Round(p.X, 1), Math.Round(p.Y, 1)];
 
     public static void WriteAtomically(string path, string text)
     {

@@ -17,6 +17,8 @@ public sealed record PhotoPredictOptions
     /// <summary>Grad-CAM layer (default: the explained member's last convolution).</summary>
     public string? ExplainLayer { get; init; }
     public bool Annotate { get; init; } = true;
+    /// <summary>Turn each face so its eyes are level before classifying it, where the detector gives landmarks (YuNet).</summary>
+    public bool Align { get; init; } = true;
 }
 
 /// <summary>
@@ -207,7 +209,7 @@ public sealed class PhotoPredictor
         int side = _classifier.Side, p = side * side;
         EnsureCapacity((_cropCount + pending.Boxes.Count) * p);
         foreach (var box in pending.Boxes)
-            FaceCrops.Crop(gray, box, side, _options.Margin, _crops.AsSpan(_cropCount++ * p, p));
+            FaceCrops.Crop(gray, box, side, _options.Margin, _crops.AsSpan(_cropCount++ * p, p), _options.Align);
         _result.Timings.Crop += clock.Elapsed.TotalSeconds;
         _pending.Add(pending);
         _pendingPixels += (long)pending.Color.Width * pending.Color.Height;

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Fer.Core.Ensemble;
 using Fer.Core.Photos;
+using Fer.Core.Storage;
 using Fer.Flow.Logging;
 using Fer.Flow.Pipeline;
 using Serilog;
@@ -11,7 +12,11 @@ namespace Fer.Flow.Cli;
 
 public sealed record PredictRequest(IReadOnlyList<string> Paths, string Artifacts = "artifacts", string? Run = null, string? Out = null,
     int Every = 1, string? Cascade = null, bool NoDetect = false, bool Explain = false, string? ExplainLayer = null, double Margin = 0.1,
-    int BatchSize = 64, int DetectSide = 1280, string Device = "auto", bool Annotate = true, int MinNeighbors = 6, double MinFace = 0.05);
+    int BatchSize = 64, int DetectSide = 1280, string Device = "auto", bool Annotate = true, int MinNeighbors = 6, double MinFace = 0.05,
+    FaceDetectorChoice Detector = FaceDetectorChoice.Auto, string? YuNetModel = null, bool Align = true);
+
+/// <summary>`fer predict --detector`: YuNet (landmarks, eyes levelled) where its model is found, else Haar; or either by name.</summary>
+public enum FaceDetectorChoice { Auto, YuNet, Haar }
 
 /// <summary>`fer predict PATH...`: faces in photos, folders and videos classified by a finished run's ensemble.</summary>
 public static class PredictCommand
@@ -32,16 +37,53 @@ public static class PredictCommand
         var minNeighbors = new Option<int>("--min-neighbors") { Description = "Haar detections that must overlap to make a face (higher: fewer false faces)", DefaultValueFactory = _ => 6 };
         var minFace = new Option<double>("--min-face") { Description = "Smallest face searched for, as a fraction of the detection image's shorter side", DefaultValueFactory = _ => 0.05 };
         var noAnnotate = new Option<bool>("--no-annotate") { Description = "Write only faces.csv and faces.json" };
+        var detector = new Option<FaceDetectorChoice>("--detector")
+        {
+            Description = "auto (YuNet where its model is found, else Haar), yunet or haar", DefaultValueFactory = _ => FaceDetectorChoice.Auto,
+        };
+        var yunetModel = new Option<string?>("--yunet-model") { Description = $"YuNet's ONNX model (default: $FER_YUNET_MODEL, else ~/.cache/fer/models/{YuNetFaceFinder.ModelFileName})" };
+        var noAlign = new Option<bool>("--no-align") { Description = "Do not turn faces so their eyes are level (YuNet's landmarks)" };
         var command = new Command("predict", "Find and classify faces in images, folders and videos with a trained run's ensemble");
         command.Arguments.Add(paths);
-        foreach (var o in new Option[] { artifactsOption, run, output, every, cascade, noDetect, explain, explainLayer, margin, batch, detectSide, minNeighbors, minFace, noAnnotate, deviceOption })
+        foreach (var o in new Option[] { artifactsOption, run, output, every, cascade, noDetect, explain, explainLayer, margin, batch, detectSide, minNeighbors, minFace, noAnnotate, detector, yunetModel, noAlign, deviceOption })
             command.Options.Add(o);
         command.SetAction((parse, ct) => Task.FromResult(Run(new PredictRequest(parse.GetValue(paths) ?? [], parse.GetValue(artifactsOption)!, parse.GetValue(run),
             parse.GetValue(output), parse.GetValue(every), parse.GetValue(cascade), parse.GetValue(noDetect), parse.GetValue(explain), parse.GetValue(explainLayer),
-            parse.GetValue(margin), parse.GetValue(batch), parse.GetValue(detectSide), parse.GetValue(deviceOption)!, !parse.GetValue(noAnnotate), parse.GetValue(minNeighbors), parse.GetValue(minFace)),
+            parse.GetValue(margin), parse.GetValue(batch), parse.GetValue(detectSide), parse.GetValue(deviceOption)!, !parse.GetValue(noAnnotate), parse.GetValue(minNeighbors), parse.GetValue(minFace),
+            parse.GetValue(detector), parse.GetValue(yunetModel), !parse.GetValue(noAlign)),
             Console.Out, Console.Error, ct)));
         return command;
     }
+
+    /// <summary>
+    /// The face finder the request asks for, and a note when auto chose Haar for want of YuNet's model (said in the log
+    /// and the summary, so nobody wonders why faces are not aligned).
+    /// </summary>
+    private static (IFaceFinder Finder, string? Note) ChooseFinder(PredictRequest r)
+    {
+        if (r.NoDetect) return (new WholeImageFinder(), null);
+        IFaceFinder Haar() => new CascadeFaceFinder(r.Cascade ?? CascadeFaceFinder.DefaultCascade, r.DetectSide, minNeighbors: r.MinNeighbors, minFaceFraction: r.MinFace);
+        IFaceFinder YuNet(string model) => new YuNetFaceFinder(model, r.DetectSide);
+        switch (r.Detector)
+        {
+            case FaceDetectorChoice.Haar: return (Haar(), null);
+            case FaceDetectorChoice.YuNet:
+                return (YuNet(r.YuNetModel ?? YuNetFaceFinder.DefaultModel()
+                    ?? throw new PhotoInputException("--detector yunet", $"no YuNet model given or found; {YuNetFaceFinder.DownloadHint}")), null);
+            default:
+                if (r.YuNetModel is not null) return (YuNet(r.YuNetModel), null);
+                if (r.Cascade is null && YuNetFaceFinder.DefaultModel() is { } found) return (YuNet(found), null);
+                return (Haar(), r.Cascade is null ? $"Haar cascade (no YuNet model found: {YuNetFaceFinder.DownloadHint})" : null);
+        }
+    }
+
+    /// <summary>What found the faces, for the log and faces.json.</summary>
+    private static string DescribeFinder(IFaceFinder finder) => finder switch
+    {
+        CascadeFaceFinder c => $"haar {c.CascadePath}",
+        YuNetFaceFinder y => $"yunet {y.ModelPath} ({(y.IsOfficialModel ? "the OpenCV Zoo's 2023mar model" : $"SHA-256 {y.ModelSha256[..16]}..., not the OpenCV Zoo's 2023mar model")})",
+        _ => "none (--no-detect)",
+    };
 
     public static int Run(PredictRequest r, TextWriter stdout, TextWriter stderr, CancellationToken ct = default)
     {
@@ -55,6 +97,11 @@ public static class PredictCommand
             { MinNeighbors: < 1 or > 100 } => $"--min-neighbors {r.MinNeighbors}: give 1 to 100",
             { MinFace: <= 0 or > 1 } or { MinFace: double.NaN } => $"--min-face {r.MinFace.ToString(CultureInfo.InvariantCulture)}: give a fraction above 0 and at most 1",
             { NoDetect: true, Cascade: not null } => "--no-detect and --cascade cannot be combined",
+            { NoDetect: true, Detector: not FaceDetectorChoice.Auto } => "--no-detect and --detector cannot be combined",
+            { NoDetect: true, YuNetModel: not null } => "--no-detect and --yunet-model cannot be combined",
+            { Detector: FaceDetectorChoice.YuNet, Cascade: not null } => "--cascade is a Haar cascade: it cannot go with --detector yunet",
+            { Detector: FaceDetectorChoice.Haar, YuNetModel: not null } => "--yunet-model cannot go with --detector haar",
+            { Cascade: not null, YuNetModel: not null } => "give --cascade (Haar) or --yunet-model (YuNet), not both",
             _ => null,
         };
         if (problem is not null) { stderr.WriteLine($"error: {problem}"); return ExitCodes.BadInput; }
@@ -63,10 +110,8 @@ public static class PredictCommand
 
         var clock = Stopwatch.StartNew();
         IFaceFinder finder;
-        try
-        {
-            finder = r.NoDetect ? new WholeImageFinder() : new CascadeFaceFinder(r.Cascade ?? CascadeFaceFinder.DefaultCascade, r.DetectSide, minNeighbors: r.MinNeighbors, minFaceFraction: r.MinFace);
-        }
+        string? detectorNote;
+        try { (finder, detectorNote) = ChooseFinder(r); }
         catch (PhotoInputException e) { stderr.WriteLine($"error: {e.Message}"); return ExitCodes.BadInput; }
         using var _finder = finder;
 
@@ -90,7 +135,8 @@ public static class PredictCommand
             ensemble.ClassNames, ensemble.Tta, device);
         log.Information("Predicting with run {SourceRun}: members {Members}, test-time augmentation {Tta}, side {Side}, detector {Detector}",
             ensemble.Run.RunId, ensemble.Members.Select(m => $"{m.Trained.Member}={m.Weight:0.###}").ToArray(), ensemble.Tta, ensemble.Side,
-            finder is CascadeFaceFinder c ? c.CascadePath : "none (--no-detect)");
+            DescribeFinder(finder));
+        if (detectorNote is not null) log.Information("Detector: {DetectorNote}", detectorNote);
 
         void OnError(PhotoInputException e)
         {
@@ -106,6 +152,7 @@ public static class PredictCommand
             predictor = new PhotoPredictor(classifier, finder, new PhotoPredictOptions
             {
                 Margin = r.Margin, BatchSize = r.BatchSize, Every = r.Every, Explain = r.Explain, ExplainLayer = r.ExplainLayer, Annotate = r.Annotate,
+                Align = r.Align,
             }, outDir, OnError);
         }
         catch (ArgumentException e) { stderr.WriteLine($"error: {e.Message}"); return ExitCodes.BadInput; }
@@ -122,23 +169,24 @@ public static class PredictCommand
         var runInfo = new
         {
             Id = ensemble.Run.RunId, Members = ensemble.Members.ToDictionary(m => m.Trained.Member, m => m.Weight), FlipTta = ensemble.Tta != TestTimeAugmentation.None, Tta = SettingsSchema.SnakeCase(ensemble.Tta.ToString()), ensemble.Side,
-            Detector = finder is CascadeFaceFinder cf ? cf.CascadePath : "none", Explained = predictor.Explained?.ToString(),
+            Detector = DescribeFinder(finder), Aligned = r.Align && finder is YuNetFaceFinder, Explained = predictor.Explained?.ToString(),
         };
         PhotoCsv.WriteAtomically(Path.Combine(outDir, PhotoCsv.CsvName), PhotoCsv.FormatCsv(result.Faces, ensemble.ClassNames));
         PhotoCsv.WriteAtomically(Path.Combine(outDir, PhotoCsv.JsonName), PhotoCsv.FormatJson(result, ensemble.ClassNames, runInfo));
 
-        Summarise(result, ensemble, outDir, loadSeconds, clock.Elapsed.TotalSeconds, stdout);
+        Summarise(result, ensemble, outDir, loadSeconds, clock.Elapsed.TotalSeconds, detectorNote ?? DescribeFinder(finder), stdout);
         var t = result.Timings;
         log.Information("Predicted {Faces} faces in {Images} images and {Videos} videos in {Seconds:0.00} s: decode {Decode:0.00} s, detect {Detect:0.00} s, crop {Crop:0.00} s, classify {Classify:0.00} s in {ForwardPasses} batches, explain {Explain:0.00} s, annotate {Annotate:0.00} s; {Failed} inputs failed",
             result.Faces.Count, result.Images.Count, result.Videos.Count, t.Total, t.Decode, t.Detect, t.Crop, t.Classify, result.ForwardPasses, t.Explain, t.Annotate, result.Errors.Count);
         return result.Errors.Count > 0 ? ExitCodes.BadInput : ExitCodes.Ok;
     }
 
-    private static void Summarise(PhotoPredictionResult result, RunEnsemble ensemble, string outDir, double loadSeconds, double seconds, TextWriter stdout)
+    private static void Summarise(PhotoPredictionResult result, RunEnsemble ensemble, string outDir, double loadSeconds, double seconds, string detector, TextWriter stdout)
     {
         var inv = CultureInfo.InvariantCulture;
         var t = result.Timings;
         stdout.WriteLine($"run       {ensemble.Run.RunId}: {string.Join(", ", ensemble.Members.Select(m => $"{m.Trained.Member} {m.Weight.ToString("0.###", inv)}"))}{ExportCommand.TtaNote(ensemble.Tta)}");
+        stdout.WriteLine($"detector  {SafeText.Terminal(detector)}");
         int noFace = result.Images.Count(i => i.Faces == 0);
         stdout.WriteLine($"images    {result.Images.Count}{(noFace > 0 ? $" ({noFace} without a face: {string.Join(", ", result.Images.Where(i => i.Faces == 0).Take(5).Select(i => Path.GetFileName(i.File)))}{(noFace > 5 ? ", ..." : "")})" : "")}");
         if (result.Videos.Count > 0)

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Fer.Core.Photos;
 using Fer.Flow.Cli;
+using Fer.Tests.Shared;
 using OpenCvSharp;
 
 namespace Fer.Flow.Tests.Photos;
@@ -16,8 +17,10 @@ public sealed partial class PhotoCommandTests(TrainedRunFixture run) : IClassFix
     {
         var paths = new List<string>();
         string? outDir = null, cascade = PhotoTestData.Cascade;
+        string? yunetModel = null;
+        var detector = FaceDetectorChoice.Auto;
         int every = 1;
-        bool noDetect = false, explain = false;
+        bool noDetect = false, explain = false, align = true;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -27,12 +30,16 @@ public sealed partial class PhotoCommandTests(TrainedRunFixture run) : IClassFix
                 case "--every": every = int.Parse(args[++i]); break;
                 case "--no-detect": noDetect = true; cascade = null; break;
                 case "--explain": explain = true; break;
+                case "--detector": detector = Enum.Parse<FaceDetectorChoice>(args[++i], ignoreCase: true); if (detector == FaceDetectorChoice.YuNet) cascade = null; break;
+                case "--yunet-model": yunetModel = args[++i]; cascade = null; break;
+                case "--no-align": align = false; break;
                 default: paths.Add(args[i]); break;
             }
         }
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        int code = PredictCommand.Run(new PredictRequest(paths, artifacts, Out: outDir, Every: every, Cascade: cascade, NoDetect: noDetect, Explain: explain, Device: "cpu"),
+        int code = PredictCommand.Run(new PredictRequest(paths, artifacts, Out: outDir, Every: every, Cascade: cascade, NoDetect: noDetect, Explain: explain, Device: "cpu",
+            Detector: detector, YuNetModel: yunetModel, Align: align),
             stdout, stderr);
         return (code, stdout.ToString(), stderr.ToString());
     }
@@ -50,6 +57,47 @@ public sealed partial class PhotoCommandTests(TrainedRunFixture run) : IClassFix
         var path = Path.Combine(dir, name);
         File.Copy(PhotoTestData.Astronaut, path, overwrite: true);
         return path;
+    }
+
+    [SkippableFact]
+    public void YuNet_finds_faces_with_landmarks_aligns_them_and_says_which_model_it_used()
+    {
+        OpenCvForTests.SkipUnlessLoads();
+        using var dir = new TempDir();
+        // tests/data/yunet/fake-yunet.onnx: YuNet's interface, and a white 32x32 square on its 32-pixel grid is a face.
+        var model = Path.Combine(Repo.Root, "tests", "data", "yunet", "fake-yunet.onnx");
+        Directory.CreateDirectory(dir["in"]);
+        var picture = Path.Combine(dir["in"], "squares.png");
+        using (var gray = new Mat(new Size(256, 160), MatType.CV_8UC1, Scalar.All(0)))
+        {
+            gray.Rectangle(new Rect(32, 64, 32, 32), Scalar.All(255), -1);
+            gray.Rectangle(new Rect(160, 64, 32, 32), Scalar.All(255), -1);
+            Cv2.ImWrite(picture, gray);
+        }
+        var (code, stdout, stderr) = Predict(picture, "--out", dir["out"], "--detector", "yunet", "--yunet-model", model);
+        Assert.True(code == 0, stderr + stdout);
+        Assert.Matches(@"detector  yunet .*fake-yunet\.onnx \(SHA-256 [0-9a-f]{16}\.\.\., not the OpenCV Zoo's 2023mar model\)", stdout);
+        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir["out"], "faces.json")));
+        Assert.True(json.RootElement.GetProperty("run").GetProperty("aligned").GetBoolean());
+        var faces = json.RootElement.GetProperty("faces").EnumerateArray().ToList();
+        Assert.Equal([(32, 64), (160, 64)], faces.Select(f => (f.GetProperty("x").GetInt32(), f.GetProperty("y").GetInt32())));
+        Assert.All(faces, f =>
+        {
+            Assert.Equal(20.56, f.GetProperty("landmarks").GetProperty("eye_angle").GetDouble(), 2);
+            Assert.InRange(f.GetProperty("detector_score").GetDouble(), 0.99, 1.0);
+        });
+
+        // Asked for by name without a model: one line saying where to get it, exit 2.
+        var saved = Environment.GetEnvironmentVariable("FER_YUNET_MODEL");
+        Environment.SetEnvironmentVariable("FER_YUNET_MODEL", Path.Combine(dir.Path, "absent.onnx"));
+        try
+        {
+            (code, stdout, stderr) = Predict(picture, "--out", dir["out2"], "--detector", "yunet");
+            Assert.Equal(2, code);
+            Assert.Matches(@"^error: .*absent\.onnx: YuNet model not found; download face_detection_yunet_2023mar\.onnx from https://github\.com/opencv/opencv_zoo", stderr);
+            Assert.Single(stderr.TrimEnd().Split('\n'));
+        }
+        finally { Environment.SetEnvironmentVariable("FER_YUNET_MODEL", saved); }
     }
 
     [SkippableFact]
