@@ -32,6 +32,7 @@ public sealed class CascadeFaceFinder : IFaceFinder
     {
         if (!File.Exists(cascadePath))
             throw new PhotoInputException(cascadePath, $"cascade file not found; {InstallHint}");
+        CheckCascadeXml(cascadePath);
         if (detectionSide < 64) throw new ArgumentOutOfRangeException(nameof(detectionSide), "detection side must be at least 64");
         _cascade = new CascadeClassifier();
         bool loaded;
@@ -47,6 +48,39 @@ public sealed class CascadeFaceFinder : IFaceFinder
         ScaleFactor = scaleFactor;
         MinNeighbors = minNeighbors;
         MinFaceFraction = minFaceFraction;
+    }
+
+    /// <summary>A cascade is an XML file of about a megabyte nested 6-8 deep; larger or deeper files are not read.</summary>
+    public const long MaxCascadeBytes = 64L << 20;
+    public const int MaxCascadeDepth = 64;
+
+    /// <summary>
+    /// Reads the file as XML before OpenCV does: OpenCV's parser recurses once per nesting level and a deeply nested
+    /// file (a few megabytes of open tags) overflowed the native stack and killed the process. A regular file, at most
+    /// <see cref="MaxCascadeBytes"/>, well-formed, no DTD, nested at most <see cref="MaxCascadeDepth"/> deep; else one
+    /// line naming the file, the line and the problem.
+    /// </summary>
+    internal static void CheckCascadeXml(string path)
+    {
+        var stat = Storage.FileStat.Of(path);
+        if (stat.Kind != Storage.FileKind.Regular) throw new PhotoInputException(path, Storage.FileStat.Describe(stat.Kind));
+        if (stat.Size > MaxCascadeBytes) throw new PhotoInputException(path, $"{stat.Size:N0} bytes is far more than a Haar cascade (limit {MaxCascadeBytes:N0})");
+        var settings = new System.Xml.XmlReaderSettings
+        {
+            DtdProcessing = System.Xml.DtdProcessing.Prohibit, XmlResolver = null, MaxCharactersInDocument = MaxCascadeBytes,
+            IgnoreComments = true, IgnoreWhitespace = true,
+        };
+        try
+        {
+            using var reader = System.Xml.XmlReader.Create(path, settings);
+            while (reader.Read())
+                if (reader.Depth > MaxCascadeDepth)
+                    throw new PhotoInputException(path, $"line {((System.Xml.IXmlLineInfo)reader).LineNumber}: XML nested more than {MaxCascadeDepth} deep; not a Haar cascade");
+        }
+        catch (System.Xml.XmlException e)
+        {
+            throw new PhotoInputException(path, $"line {e.LineNumber}: not a Haar cascade: {e.Message.Split(" Line ")[0].TrimEnd(',', ' ')}", e);
+        }
     }
 
     public string CascadePath { get; }

@@ -34,8 +34,11 @@ public static class ExportCommand
         RunEnsemble ensemble;
         try { ensemble = RunEnsemble.Load(artifacts, run, torch.CPU); }
         catch (FlowDefinitionException e) { stderr.WriteLine($"error: {e.Message}"); return ExitCodes.BadInput; }
+        OutputLock? outLock = null;
         try
         {
+            // One writer per export folder: a second fer export into it stops here (exit 3), before it checks the folder.
+            outLock = OutputLock.Take(outDir, "fer export");
             var members = ensemble.Members.Select(m => new ExportMember(m.Trained.Member, m.Trained.Model, m.Trained.Family, m.Trained.Hyperparameters,
                 m.Model, m.Weight)).ToList();
             var result = ModelExport.Write(outDir, ensemble.Run.RunId, members, ensemble.ClassNames, ensemble.Side, ensemble.Tta);
@@ -44,6 +47,8 @@ public static class ExportCommand
             return ExitCodes.Ok;
         }
         catch (PhotoInputException e) { stderr.WriteLine($"error: {e.Message}"); return ExitCodes.BadInput; }
+        catch (ArtifactsBusyException e) { stderr.WriteLine($"error: {e.Message}"); return ExitCodes.Busy; }
+        catch (ArtifactsUnusableException e) { stderr.WriteLine($"error: {e.Message}"); return ExitCodes.BadInput; }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             stderr.WriteLine($"error: cannot write the export to {outDir}: {e.Message}");
@@ -51,6 +56,7 @@ public static class ExportCommand
         }
         finally
         {
+            outLock?.Dispose();
             foreach (var m in ensemble.Members) m.Model.Dispose();
         }
     }

@@ -122,6 +122,16 @@ public static class PredictCommand
 
         var predictId = $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..6]}";
         var outDir = Path.GetFullPath(r.Out ?? Path.Combine(r.Artifacts, "predict", predictId));
+        // One writer per output folder: a second fer predict into it stops here (exit 3) instead of mixing files.
+        OutputLock outLock;
+        try { outLock = OutputLock.Take(outDir, "fer predict"); }
+        catch (Exception e) when (e is ArtifactsBusyException or ArtifactsUnusableException)
+        {
+            stderr.WriteLine($"error: {e.Message}");
+            foreach (var m in ensemble.Members) m.Model.Dispose();
+            return e is ArtifactsBusyException ? ExitCodes.Busy : ExitCodes.BadInput;
+        }
+        using var _outLock = outLock;
         try { Directory.CreateDirectory(outDir); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
