@@ -4,6 +4,10 @@ namespace Fer.Flow.Cli;
 
 public static class DeviceChoice
 {
+    /// <summary>Why a --device value is not one (null when it is): checked with the other options, before a run starts.</summary>
+    public static string? Problem(string? choice) => choice is "auto" or "cpu" or "cuda" ? null
+        : $"--device {Fer.Core.Storage.SafeText.Terminal(choice ?? "")}: expected auto, cpu or cuda";
+
     /// <summary>auto: CUDA when TorchSharp sees a GPU, else CPU.</summary>
     public static torch.Device Resolve(string choice) => choice switch
     {

@@ -305,6 +305,7 @@ public static class FlowCommand
         if (ArtifactsProblem(r.Artifacts) is { } artifacts) return artifacts;
         if (WaitProblem(r.WaitSeconds) is { } wait) return wait;
         if (r.Parallel < 1) return $"--parallel {r.Parallel}: give 1 or more nodes at once";
+        if (DeviceChoice.Problem(r.Device) is { } device) return device;
         if (string.IsNullOrWhiteSpace(r.FlowPath)) return "give a flow script, e.g. flows/quickstart.fsx";
         return null;
     }

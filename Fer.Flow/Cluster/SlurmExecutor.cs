@@ -51,6 +51,13 @@ public sealed class SlurmExecutor(FlowRequest request, FlowDefinition flow, SetO
         double.TryParse(Environment.GetEnvironmentVariable("FER_SLURM_POLL_SECONDS"), System.Globalization.NumberStyles.Float,
             System.Globalization.CultureInfo.InvariantCulture, out var s) && s is > 0 and <= 60 ? TimeSpan.FromSeconds(s) : TimeSpan.FromSeconds(2);
 
+    /// <summary>Why FER_SLURM_POLL_SECONDS, when set, is not a poll interval (null when it is or is unset).</summary>
+    internal static string? PollIntervalProblem() =>
+        Environment.GetEnvironmentVariable("FER_SLURM_POLL_SECONDS") is not { Length: > 0 } text
+        || double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var s) && s is > 0 and <= 60
+            ? null
+            : $"FER_SLURM_POLL_SECONDS={Fer.Core.Storage.SafeText.Terminal(text.Length > 40 ? text[..40] + "..." : text)}: give seconds above 0 and at most 60 (or unset it: 2 s)";
+
     /// <summary>A job Slurm stops reporting (aged out of squeue) with no record of its end is lost after this long.</summary>
     private static readonly TimeSpan LostAfter = TimeSpan.FromSeconds(30);
 
@@ -138,6 +145,7 @@ public sealed class SlurmExecutor(FlowRequest request, FlowDefinition flow, SetO
     /// <summary>sbatch on PATH and the partition asked for known to the cluster; else one line and exit 2.</summary>
     internal static int? CheckCluster(FlowRequest request, TextWriter stderr)
     {
+        if (PollIntervalProblem() is { } poll) { stderr.WriteLine($"error: {poll}"); return ExitCodes.BadInput; }
         if (SlurmClient.Missing() is { } why) { stderr.WriteLine($"error: {why}"); return ExitCodes.BadInput; }
         if (request.Slurm.Partition is not { } partition) return null;
         IReadOnlyList<string> partitions;

@@ -29,6 +29,7 @@ public static partial class FlowScriptHost
         var full = Path.GetFullPath(scriptPath);
         if (!File.Exists(full))
             throw new FlowDefinitionException(Directory.Exists(full) ? $"{scriptPath}: is a directory, not a flow script" : $"{scriptPath}: flow script not found");
+        RequireScriptFile(scriptPath);
 
         lock (Gate)
         {
@@ -61,6 +62,22 @@ public static partial class FlowScriptHost
         }
     }
 
+    /// <summary>A flow script is a few kilobytes of F#; a #loaded library a few hundred at most.</summary>
+    public const long MaxScriptBytes = 4L << 20;
+
+    /// <summary>
+    /// Only regular files are read as scripts: a FIFO would block the read forever and /dev/zero never end (both seen).
+    /// One line naming the file, as a <see cref="FlowDefinitionException"/>.
+    /// </summary>
+    private static void RequireScriptFile(string path)
+    {
+        var stat = Fer.Core.Storage.FileStat.Of(path);
+        if (stat.Kind != Fer.Core.Storage.FileKind.Regular)
+            throw new FlowDefinitionException($"{path}: {Fer.Core.Storage.FileStat.Describe(stat.Kind)}; a flow script must be a regular file");
+        if (stat.Size > MaxScriptBytes)
+            throw new FlowDefinitionException($"{path}: {stat.Size:N0} bytes, more than a flow script holds ({MaxScriptBytes:N0} at most)");
+    }
+
     /// <summary>SHA-256 over the script and, recursively, every file it #loads (path and content).</summary>
     public static string ScriptHash(string scriptPath)
     {
@@ -70,6 +87,7 @@ public static partial class FlowScriptHost
         {
             var file = pending.Pop();
             if (seen.ContainsKey(file) || !File.Exists(file)) continue;
+            RequireScriptFile(file);
             var text = File.ReadAllText(file);
             seen[file] = Hashing.Sha256Hex(text);
             foreach (Match m in LoadDirective().Matches(text))

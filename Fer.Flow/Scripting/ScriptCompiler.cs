@@ -1,6 +1,7 @@
 using System.Reflection;
 using FSharp.Compiler.CodeAnalysis;
 using FSharp.Compiler.Diagnostics;
+using Fer.Core.Storage;
 using Fer.Flow.Cache;
 using Fer.Flow.Pipeline;
 using Microsoft.FSharp.Control;
@@ -39,13 +40,20 @@ public static class ScriptCompiler
     public static (Assembly Assembly, bool Cached) LoadOrCompile(string scriptPath, string scriptHash)
     {
         var dir = CacheDir;
+        if (File.Exists(dir) || (FileStat.Of(dir).Kind is not (FileKind.Missing or FileKind.Directory)))
+            throw new FlowDefinitionException($"{(Environment.GetEnvironmentVariable("FER_SCRIPT_CACHE") is { Length: > 0 } ? "FER_SCRIPT_CACHE=" : "script cache ")}{dir}: "
+                + "is not a folder; give a folder for compiled scripts (or FER_SCRIPT_CACHE=off to interpret them)");
         var dll = Path.Combine(dir, Key(scriptHash) + ".dll");
         if (File.Exists(dll))
         {
             try { return (Assembly.LoadFile(dll), true); }
             catch (BadImageFormatException) { File.Delete(dll); } // a damaged cache entry is compiled again
         }
-        Directory.CreateDirectory(dir);
+        try { Directory.CreateDirectory(dir); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new FlowDefinitionException($"cannot create the script cache {dir}: {e.Message} (set FER_SCRIPT_CACHE to a folder you can write, or to off to interpret scripts)");
+        }
         var temp = Path.Combine(dir, $".{Path.GetFileNameWithoutExtension(dll)}-{Guid.NewGuid():N}.dll");
         try
         {

@@ -28,10 +28,14 @@ public sealed class FerProcess : IDisposable
     public static string? SignalProblem => EnvResetsSignals.Value ? null
         : "`env --default-signal` (coreutils 8.31 or later) is not available, so the child would inherit the runner's signal dispositions";
 
-    public FerProcess(params string[] args)
+    public FerProcess(params string[] args) : this(new Dictionary<string, string>(), args) { }
+
+    /// <summary>fer with <paramref name="environment"/> added to this process's environment.</summary>
+    public FerProcess(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var fer = Path.Combine(AppContext.BaseDirectory, "fer.dll");
         var start = new ProcessStartInfo(EnvResetsSignals.Value ? "env" : "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var (name, value) in environment) start.Environment[name] = value;
         if (EnvResetsSignals.Value)
         {
             start.ArgumentList.Add("--default-signal=INT,TERM");

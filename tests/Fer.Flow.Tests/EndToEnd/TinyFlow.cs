@@ -91,6 +91,14 @@ public sealed class TinyFlow : IDisposable
         return (code, errors.ToString());
     }
 
+    /// <summary>The flow with the given --device (as the command line passes it, unchecked).</summary>
+    public async Task<(int Code, string Errors)> RunWithDeviceAsync(string device)
+    {
+        var errors = new StringWriter();
+        var code = await FlowCommand.RunAsync(new FlowRequest(Script, Artifacts, [], Device: device, Console: false), errors);
+        return (code, errors.ToString());
+    }
+
     public string LatestRunDir() =>
         Directory.EnumerateDirectories(Path.Combine(Artifacts, "runs")).OrderBy(d => Directory.GetCreationTimeUtc(d)).ThenBy(d => d).Last();
 

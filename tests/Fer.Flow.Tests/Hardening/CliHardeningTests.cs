@@ -36,6 +36,47 @@ public class CliHardeningTests
         Assert.False(File.Exists(Path.Combine(flow.Artifacts, ".lock")), "the artifacts lock was taken");
     }
 
+    /// <summary>Found by the adversarial pass (tests/adversarial/pass.sh): a flow script that is a FIFO blocked `fer run`
+    /// forever, /dev/zero ran it out of memory (exit 1).</summary>
+    [Theory]
+    [InlineData("fifo", "is a FIFO (named pipe), not a regular file; a flow script must be a regular file")]
+    [InlineData("/dev/zero", "is a character device, not a regular file; a flow script must be a regular file")]
+    public async Task AFlowScriptThatIsNoRegularFileIsExitTwoNamingIt(string what, string problem)
+    {
+        using var dir = new TempDir();
+        var path = what == "fifo" ? dir["flow.fsx"] : what;
+        if (what == "fifo") Assert.Equal(0, Shell.Run("mkfifo", path).Code);
+        var errors = new StringWriter();
+        var code = await Shell.WithinSeconds(60, FlowCommand.RunAsync(new FlowRequest(path, dir["artifacts"], [], Device: "cpu", Console: false), errors));
+        Assert.Equal(ExitCodes.BadInput, code);
+        Assert.Equal($"error: {path}: {problem}", errors.ToString().Trim());
+    }
+
+    /// <summary>Found by the adversarial pass: a bad --device was found only after the run had started (a run folder, a log
+    /// line on the console besides the error); bad environment variables gave exit 1 (FER_SCRIPT_CACHE naming a file) or
+    /// were ignored (FER_SLURM_POLL_SECONDS=abc).</summary>
+    [Fact]
+    public async Task ABadDeviceOrEnvironmentVariableIsExitTwoWithOneLineBeforeARunStarts()
+    {
+        using var flow = new TinyFlow();
+        var (code, errors) = await flow.RunWithDeviceAsync("tpu");
+        Assert.Equal(ExitCodes.BadInput, code);
+        Assert.Equal("error: --device tpu: expected auto, cpu or cuda", errors.Trim());
+        Assert.False(Directory.Exists(Path.Combine(flow.Artifacts, "runs")), "a run started");
+
+        foreach (var (variable, value, args, expected) in new[]
+        {
+            ("FER_SCRIPT_CACHE", flow.Script, Array.Empty<string>(), $"error: FER_SCRIPT_CACHE={flow.Script}: is not a folder; give a folder for compiled scripts (or FER_SCRIPT_CACHE=off to interpret them)"),
+            ("FER_SLURM_POLL_SECONDS", "abc", new[] { "--executor", "slurm" }, "error: FER_SLURM_POLL_SECONDS=abc: give seconds above 0 and at most 60 (or unset it: 2 s)"),
+        })
+        {
+            using var fer = new FerProcess(new Dictionary<string, string> { [variable] = value },
+                ["run", flow.Script, "--artifacts", flow.Artifacts, "--device", "cpu", .. args]);
+            Assert.Equal(ExitCodes.BadInput, fer.WaitForExit(TimeSpan.FromMinutes(2)));
+            Assert.Equal([expected], fer.Output.Where(l => l.Trim().Length > 0));
+        }
+    }
+
     [Theory]
     [InlineData("count=10", "validation")]                       // the split leaves no validation image
     [InlineData("split.valid_fraction=0.001", "validation")]
