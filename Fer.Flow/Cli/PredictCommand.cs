@@ -167,13 +167,20 @@ public static class PredictCommand
         }
         catch (ArgumentException e) { stderr.WriteLine($"error: {e.Message}"); return ExitCodes.BadInput; }
 
+        // An output that cannot be written (a full disk, no rights) is exit 2, as for the other commands: each file is
+        // written under a temporary name and renamed, so what is there is whole.
+        int CannotWrite(Exception e)
+        {
+            stderr.WriteLine($"error: cannot write the outputs in {outDir}: {e.Message}");
+            log.Error(e, "Writing outputs in {OutDir} failed", outDir);
+            return ExitCodes.BadInput;
+        }
+
         PhotoPredictionResult result;
         try { result = predictor.Run(inputs, ct); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            stderr.WriteLine($"error: cannot write the outputs in {outDir}: {e.Message}");
-            log.Error(e, "Writing outputs in {OutDir} failed", outDir);
-            return ExitCodes.Failed;
+            return CannotWrite(e);
         }
         result.Errors.InsertRange(0, inputErrors);
         var runInfo = new
@@ -181,8 +188,12 @@ public static class PredictCommand
             Id = ensemble.Run.RunId, Members = ensemble.Members.ToDictionary(m => m.Trained.Member, m => m.Weight), FlipTta = ensemble.Tta != TestTimeAugmentation.None, Tta = SettingsSchema.SnakeCase(ensemble.Tta.ToString()), ensemble.Side,
             Detector = DescribeFinder(finder), Aligned = r.Align && finder is YuNetFaceFinder, Explained = predictor.Explained?.ToString(),
         };
-        PhotoCsv.WriteAtomically(Path.Combine(outDir, PhotoCsv.CsvName), PhotoCsv.FormatCsv(result.Faces, ensemble.ClassNames));
-        PhotoCsv.WriteAtomically(Path.Combine(outDir, PhotoCsv.JsonName), PhotoCsv.FormatJson(result, ensemble.ClassNames, runInfo));
+        try
+        {
+            PhotoCsv.WriteAtomically(Path.Combine(outDir, PhotoCsv.CsvName), PhotoCsv.FormatCsv(result.Faces, ensemble.ClassNames));
+            PhotoCsv.WriteAtomically(Path.Combine(outDir, PhotoCsv.JsonName), PhotoCsv.FormatJson(result, ensemble.ClassNames, runInfo));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return CannotWrite(e); }
 
         Summarise(result, ensemble, outDir, loadSeconds, clock.Elapsed.TotalSeconds, detectorNote ?? DescribeFinder(finder), stdout);
         var t = result.Timings;

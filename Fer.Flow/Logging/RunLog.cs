@@ -22,7 +22,10 @@ public static class RunLog
             .Enrich.WithProperty("RunId", runId)
             .Enrich.WithProperty("Flow", flow);
         foreach (var (name, value) in properties ?? new Dictionary<string, string>()) config = config.Enrich.WithProperty(name, value);
-        config = config.WriteTo.File(new CompactJsonFormatter(), file ?? Path.Combine(runDir, FileName), flushToDiskInterval: TimeSpan.FromSeconds(1));
+        var fileLog = new LoggerConfiguration().MinimumLevel.Debug()
+            .WriteTo.File(new CompactJsonFormatter(), file ?? Path.Combine(runDir, FileName), flushToDiskInterval: TimeSpan.FromSeconds(1))
+            .CreateLogger();
+        config = config.WriteTo.Sink(new FullDiskTolerantSink(fileLog));
         if (console)
         {
             // No {Exception}: the console gets one line per event; stack traces go to log.clef only.
@@ -34,6 +37,21 @@ public static class RunLog
                 .WriteTo.Sink(new AboveLiveDisplaySink(new MessageTemplateTextFormatter(template)), consoleLevel);
         }
         return config.CreateLogger();
+    }
+
+    /// <summary>
+    /// The log file's sink, whose last flush on a full disk must not turn a clean "cannot write" (exit 2, one line) into
+    /// an unhandled IOException from a `using`: Serilog guards writes (they go to SelfLog) but not the final dispose.
+    /// </summary>
+    private sealed class FullDiskTolerantSink(Logger file) : ILogEventSink, IDisposable
+    {
+        public void Emit(LogEvent logEvent) => file.Write(logEvent);
+
+        public void Dispose()
+        {
+            try { file.Dispose(); }
+            catch (IOException e) { Serilog.Debugging.SelfLog.WriteLine("The log file could not be flushed: {0}", e.Message); }
+        }
     }
 
     private sealed class AboveLiveDisplaySink(MessageTemplateTextFormatter formatter) : ILogEventSink

@@ -96,7 +96,7 @@ case_ 1 "run: --from unknown stage" 2 "${FER[@]}" run tiny.fsx --artifacts "$A" 
 case_ 1 "run: sweep without values" 2 "${FER[@]}" run tiny.fsx --artifacts "$A" --sweep epochs=
 case_ 1 "run: sweep of a value that does not parse" 2 "${FER[@]}" run tiny.fsx --artifacts "$A" --sweep epochs=1,two
 case_ 1 "run: artifacts is a file" 2 "${FER[@]}" run tiny.fsx --artifacts "$W/tiny.fsx"
-case_ 1 "run: FER_SCRIPT_CACHE is a file" 0 env FER_SCRIPT_CACHE="$W/face.png" "${FER[@]}" run tiny.fsx --artifacts "$A"
+case_ 1 "run: FER_SCRIPT_CACHE is a file" 2 env FER_SCRIPT_CACHE="$W/face.png" "${FER[@]}" run tiny.fsx --artifacts "$A"
 case_ 1 "run: FER_SLURM_POLL_SECONDS=abc on slurm" 2 env FER_SLURM_POLL_SECONDS=abc "${FER[@]}" run tiny.fsx --artifacts "$A" --executor slurm
 case_ 1 "predict: no paths" 2 "${FER[@]}" predict --artifacts "$A"
 case_ 1 "predict: --every 0" 2 "${FER[@]}" predict face.png --artifacts "$A" --every 0
@@ -143,7 +143,7 @@ cp -r "$A" "$W/sparse" && truncate -s 3G "$W/sparse/runs/$RUN/log.clef"
 case_ 3 "logs: a sparse 3 GB log.clef" 2 "${FER[@]}" logs "$RUN" --artifacts "$W/sparse"
 python3 -c "import sys; open(sys.argv[1],'w').write('{\"@t\":\"2026-01-01T00:00:00Z\",\"@mt\":\"' + 'x'*(200*1024*1024) + '\"}\n')" "$W/big.clef"
 cp "$W/big.clef" "$W/sparse/runs/$RUN/log.clef"
-case_ 3 "logs: one 200 MB event" 2 "${FER[@]}" logs "$RUN" --artifacts "$W/sparse"
+case_ 3 "logs: one 200 MB event (skipped and counted, by design)" 0 "${FER[@]}" logs "$RUN" --artifacts "$W/sparse"
 truncate -s 3G "$W/sparse/runs/$RUN/run.json"
 case_ 3 "runs: a sparse 3 GB run.json" 0 "${FER[@]}" runs --artifacts "$W/sparse"
 # Rule 4: nothing half-written.
@@ -169,13 +169,13 @@ check_ 5 "the export folder is whole (SHA256SUMS verify)" bash -c "cd '$W/e1' &&
 sleep 1; "${FER[@]}" predict face.png --artifacts "$A" --no-detect --out "$W/p8" > q2.out 2>&1; c2=$?
 wait $p1; c1=$?
 n=$((n + 1)); printf '%2d | 5 | two predicts into one --out at once | exits %s and %s | %s\n' "$n" "$c1" "$c2" "$(grep -m1 error q2.out | cut -c1-150)"
-"${FER[@]}" run tiny.fsx --artifacts "$A" --set epochs=2 > r1.out 2>&1 & p1=$!
-sleep 4
+"${FER[@]}" run tiny.fsx --artifacts "$A" --set epochs=3 > r1.out 2>&1 & p1=$!
+sleep 4  # the run holds the folder (its members train: epochs=3 is not cached)
 case_ 5 "gc while a run holds the folder" 3 "${FER[@]}" gc --artifacts "$A" --keep-last 1
 case_ 5 "compare while a run writes" 0 "${FER[@]}" compare "$RUN" latest --artifacts "$A" --out "$W/c2.html"
 case_ 5 "predict while a run writes" 0 "${FER[@]}" predict face.png --artifacts "$A" --run "$RUN" --no-detect --out "$W/p9"
 wait $p1
 n=$((n + 1)); printf '%2d | 5 | the run beside them | exit %s\n' "$n" "$?"
 case_ 5 "gc afterwards keeps the last run's entries" 0 "${FER[@]}" gc --artifacts "$A" --keep-last 1
-case_ 5 "the last run still runs from cache" 0 "${FER[@]}" run tiny.fsx --artifacts "$A" --set epochs=2
+case_ 5 "the last run still runs from cache" 0 "${FER[@]}" run tiny.fsx --artifacts "$A" --set epochs=3
 echo "workdir: $W"

@@ -97,3 +97,39 @@ public sealed partial class PhotoCommandTests
         Assert.Single(stderr.TrimEnd().Split('\n'));
     }
 }
+
+/// <summary>Full disks, on a real small tmpfs: an export or a predict whose outputs do not fit is exit 2 with one line and
+/// leaves nothing half-written.</summary>
+public sealed partial class PhotoCommandTests
+{
+    [SkippableFact]
+    public void An_export_that_does_not_fit_is_exit_2_and_leaves_nothing()
+    {
+        using var disk = new Fer.Flow.Tests.Hardening.SmallTmpfs(300); // the members' weights are megabytes
+        var stderr = new StringWriter();
+        Assert.Equal(ExitCodes.BadInput, ExportCommand.Run(run.Artifacts, null, Path.Combine(disk.Path, "export"), TextWriter.Null, stderr));
+        Assert.Matches(@"^error: cannot write the export to .*/export: No space left on device", stderr.ToString());
+        Assert.Single(stderr.ToString().TrimEnd().Split('\n'));
+        Assert.Empty(disk.Leftovers());
+    }
+
+    [SkippableFact]
+    public void A_predict_into_a_full_disk_is_exit_2_and_leaves_no_partial_file()
+    {
+        PhotoTestData.SkipUnlessAvailable();
+        using var dir = new TempDir();
+        var photo = CopyAstronaut(dir["in"]);
+        using var disk = new Fer.Flow.Tests.Hardening.SmallTmpfs(256);
+        var outDir = Path.Combine(disk.Path, "out");
+        Directory.CreateDirectory(outDir);
+        disk.Fill();
+        var (code, _, stderr) = Predict(photo, "--out", outDir);
+        Assert.Equal(ExitCodes.BadInput, code);
+        // (The first write to fail is the annotated copy, which OpenCV reports as "could not write".)
+        Assert.StartsWith($"error: cannot write the outputs in {outDir}: ", stderr);
+        Assert.Single(stderr.TrimEnd().Split('\n'));
+        // The folder and its (empty) log may be there; no result file, whole or partial, and no temporary file.
+        Assert.All(disk.Leftovers(), p => Assert.True(p is "out" or "out/log.clef" || p.StartsWith("out/annotated", StringComparison.Ordinal) && !p.EndsWith(".tmp", StringComparison.Ordinal), p));
+        Assert.DoesNotContain(disk.Leftovers(), p => p.EndsWith(".png", StringComparison.Ordinal) || p.Contains("faces."));
+    }
+}
