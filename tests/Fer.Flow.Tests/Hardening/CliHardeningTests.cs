@@ -154,6 +154,39 @@ public class CliHardeningTests
         Assert.StartsWith("error: ", error);
     }
 
+    /// <summary>
+    /// A real terminal (a pseudo-terminal from script(1), where Spectre.Console writes colours and would obey markup):
+    /// a run.json whose flow name clears the screen, retitles the window, rings the bell and holds Spectre markup shows
+    /// all of it as text in `fer runs`; the only escape sequences on the terminal are the table's own colours.
+    /// </summary>
+    [SkippableFact]
+    public async Task OnARealTerminalInjectedEscapesAndMarkupInARunAreShownAsText()
+    {
+        Skip.IfNot(File.Exists("/usr/bin/script"), "util-linux's script(1) is not installed");
+        using var flow = await TinyFlow.CopyOfFinishedRunAsync();
+        var runJson = Path.Combine(flow.LatestRunDir(), "run.json");
+        var record = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(runJson))!;
+        record["flow"] = "evil\u001b[2J\u001b]0;pwned\u0007[red]x[/]";
+        File.WriteAllText(runJson, record.ToJsonString());
+        var fer = Path.Combine(AppContext.BaseDirectory, "fer.dll");
+        var start = new System.Diagnostics.ProcessStartInfo("/usr/bin/script") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "-q", "-e", "-c", $"stty cols 250; dotnet '{fer}' runs --artifacts '{flow.Artifacts}'", "/dev/null" }) start.ArgumentList.Add(a);
+        start.Environment["TERM"] = "xterm-256color";
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var output = await process.StandardOutput.ReadToEndAsync();
+        Assert.True(process.WaitForExit(120_000));
+        Assert.Equal(0, process.ExitCode);
+        Assert.Contains("\\x1b[2J\\x1b]0;pwned\\x07[red]x[/]", output);   // the name, as text, markup not obeyed
+        // (Ordinal: a culture-aware search ignores control characters and would find "[2J" in the escaped text.)
+        Assert.DoesNotContain("\u001b[2J", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("\u001b]", output, StringComparison.Ordinal);  // no operating-system command (window title)
+        Assert.DoesNotContain('\u0007', output);
+        // Whatever escapes remain are Spectre's colours (SGR) and the modes .NET sets on a terminal it reads keys from
+        // (application cursor keys ESC[?1h, keypad ESC=), none from the run.
+        var escapes = System.Text.RegularExpressions.Regex.Matches(output, "\u001b(\\[[0-9;?]*[A-Za-z]|[=>])?").Select(m => m.Value).Distinct().ToList();
+        Assert.All(escapes, e => Assert.Matches(@"^\u001b(\[[0-9;?]*[mhl]|[=>])$", e));
+    }
+
     /// <summary>An argument beginning with @ is an argument (a --where on @l), not a response file to read.</summary>
     [Fact]
     public void AnArgumentBeginningWithAtIsTakenAsItIs()
