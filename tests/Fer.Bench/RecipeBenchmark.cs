@@ -49,8 +49,8 @@ public sealed class RecipeBenchmark : IBenchmark
     private static void Augmentation(bool quick)
     {
         int images = quick ? 256 : 1024, epochs = quick ? 2 : 3, rounds = quick ? 1 : 3;
-        var train = RandomFaces(images, 1);
-        var valid = RandomFaces(64, 2);
+        var train = BenchFaces.Random(images, 1);
+        var valid = BenchFaces.Random(64, 2);
         var recipe = new OnlineAugmentation(MaxShift: 0.1, MaxRotationDegrees: 10, MaxZoom: 0.2, HorizontalFlip: true) { EraseProbability = 0.5, CropMargin = 4 };
         double Fit(OnlineAugmentation? augmentation)
         {
@@ -123,7 +123,7 @@ public sealed class RecipeBenchmark : IBenchmark
     /// <summary>(3) Predictor.PredictProbabilities under each test-time augmentation, on a trained-shape model that crops.</summary>
     private static void TestTime(bool quick)
     {
-        var faces = RandomFaces(quick ? 128 : 512, 5);
+        var faces = BenchFaces.Random(quick ? 128 : 512, 5);
         using var model = MakeModel();
         Predictor.PredictProbabilities(model, faces.Select([0, 1, 2, 3]), torch.CPU); // warm-up
         double? none = null;
@@ -135,15 +135,5 @@ public sealed class RecipeBenchmark : IBenchmark
             none ??= rate;
             Console.WriteLine($"prediction {tta,-8}: {rate:F1} images/s ({Predictor.Views(model, tta)} views, {none / rate:F1}x the time of none)");
         }
-    }
-
-    private static FaceSet RandomFaces(int count, int seed)
-    {
-        var random = new Random(seed);
-        var pixels = new byte[count * Side * Side];
-        random.NextBytes(pixels);
-        var labels = Enumerable.Range(0, count).Select(_ => random.Next(Classes)).ToArray();
-        var ids = Enumerable.Range(0, count).Select(i => (long)i).ToArray();
-        return new FaceSet(Side, FaceSet.Fer2013Classes, ids, labels, ids, new bool[count], new FaceUsage[count], pixels);
     }
 }

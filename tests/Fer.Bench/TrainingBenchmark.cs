@@ -29,7 +29,7 @@ public sealed class TrainingBenchmark : IBenchmark
         int memoryEpochs = quick ? 4 : 10, memoryImages = quick ? 256 : 1024;
         Console.WriteLine($"torch threads {torch.get_num_threads()}, model {ModelLabel}, batch {BatchSize}");
 
-        var train = RandomFaces(images, seed: 1);
+        var train = BenchFaces.Random(images, seed: 1);
         using (var probe = MakeModel()) Console.WriteLine($"model parameters: {probe.ParameterCount():N0}");
 
         // The loops take turns, each with a warm-up epoch and then timed epochs of `images` images, and the best
@@ -118,8 +118,8 @@ public sealed class TrainingBenchmark : IBenchmark
 
     private static void MemoryRun(int epochs, int images)
     {
-        var train = RandomFaces(images, seed: 2);
-        var valid = RandomFaces(images / 4, seed: 3);
+        var train = BenchFaces.Random(images, seed: 2);
+        var valid = BenchFaces.Random(images / 4, seed: 3);
         var checkpoints = Directory.CreateTempSubdirectory("fer-bench-train-").FullName;
         try
         {
@@ -181,15 +181,5 @@ public sealed class TrainingBenchmark : IBenchmark
                     return long.Parse(line.AsSpan(6).Trim().TrimEnd("kB").Trim()) * 1024;
         using var self = Process.GetCurrentProcess();
         return self.WorkingSet64;
-    }
-
-    private static FaceSet RandomFaces(int count, int seed)
-    {
-        var random = new Random(seed);
-        var pixels = new byte[count * Side * Side];
-        random.NextBytes(pixels);
-        var labels = Enumerable.Range(0, count).Select(_ => random.Next(Classes)).ToArray();
-        var ids = Enumerable.Range(0, count).Select(i => (long)i).ToArray();
-        return new FaceSet(Side, FaceSet.Fer2013Classes, ids, labels, ids, new bool[count], new FaceUsage[count], pixels);
     }
 }

@@ -147,7 +147,7 @@ case_ 3 "logs: one 200 MB event (skipped and counted, by design)" 0 "${FER[@]}" 
 truncate -s 3G "$W/sparse/runs/$RUN/run.json"
 case_ 3 "runs: a sparse 3 GB run.json" 0 "${FER[@]}" runs --artifacts "$W/sparse"
 # Rule 4: nothing half-written.
-mkdir -p many; for i in $(seq 60); do cp face.png "many/$i.png"; done
+mkdir -p many; for i in $(seq 400); do cp face.png "many/$i.png"; done
 ( "${FER[@]}" predict many --artifacts "$A" --no-detect --out "$W/p7" > /dev/null 2>&1 & echo $! > pid; wait ) & sleep 6; kill -9 "$(cat pid)" 2>/dev/null; wait
 check_ 4 "kill -9 during predict: faces.csv absent or whole" bash -c "[ ! -e '$W/p7/faces.csv' ] || [ \$(wc -l < '$W/p7/faces.csv') -ge 1 ]"
 if [[ "$(id -u)" == 0 ]]; then
