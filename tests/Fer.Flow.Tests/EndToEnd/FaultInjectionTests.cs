@@ -27,10 +27,10 @@ public class FaultInjectionTests
     [Fact]
     public async Task KilledDuringTrainingTheRerunResumesFromTheLastFinishedEpoch()
     {
-        // From the shared finished run: only cnn, with more epochs, trains (visualize explains with one method: it is
-        // not what this tests).
+        // From the shared finished run (epochs 2): only cnn, with another seed, trains (visualize explains with one
+        // method: it is not what this tests). Killed after epoch 1, the rerun trains epoch 2 only.
         using var flow = await TinyFlow.CopyOfFinishedRunAsync();
-        string[] sets = ["--set", "train.cnn.epochs=3", "--set", "visualize.methods=saliency"];
+        string[] sets = ["--set", "train.cnn.seed=4", "--set", "visualize.methods=saliency"];
         var killedRunLog = NewRunLog(flow);
         using (var fer = new FerProcess(Args(flow, sets)))
         {
@@ -50,8 +50,7 @@ public class FaultInjectionTests
         Assert.True(resumed[0].GetProperty("ResumedFromEpoch").GetInt32() >= 1);
         var epochs = flow.LatestEvents().Where(e => e.TryGetProperty("Epoch", out _) && e.GetProperty("Model").GetString() == "cnn")
             .Select(e => e.GetProperty("Epoch").GetInt32()).ToList();
-        Assert.DoesNotContain(1, epochs);
-        Assert.Contains(3, epochs);
+        Assert.Equal([2], epochs.Distinct());
     }
 
     [Fact]

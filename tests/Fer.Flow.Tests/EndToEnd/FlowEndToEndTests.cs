@@ -132,8 +132,8 @@ public class FlowEndToEndTests
     public async Task ChangingTheValidFractionRecomputesSplitButNotIngestAndOnlyVisualizeTrainsNothing()
     {
         using var flow = await TinyFlow.CopyOfFinishedRunAsync();
-        // (Visualize explains with one method here: its cost is not what this test is about.)
-        var (code, errors) = await flow.RunAsync("--set", "split.valid_fraction=0.3", "--set", "visualize.methods=saliency");
+        // (Visualize explains with one method, and the members train one epoch: their cost is not what this test is about.)
+        var (code, errors) = await flow.RunAsync("--set", "split.valid_fraction=0.3", "--set", "visualize.methods=saliency", "--set", "epochs=1");
         Assert.True(code == 0, errors);
         var statuses = flow.CacheStatuses();
         Assert.Equal("hit", statuses["ingest"]);
@@ -141,7 +141,7 @@ public class FlowEndToEndTests
         Assert.Equal("miss", statuses["split"]);
         Assert.Equal("miss", statuses["train.cnn"]);
 
-        (code, errors) = await flow.RunAsync("--set", "split.valid_fraction=0.3", "--set", "visualize.methods=saliency,gradcam", "--only", "visualize");
+        (code, errors) = await flow.RunAsync("--set", "split.valid_fraction=0.3", "--set", "visualize.methods=saliency,gradcam", "--set", "epochs=1", "--only", "visualize");
         Assert.True(code == 0, errors);
         statuses = flow.CacheStatuses();
         Assert.Equal("miss", statuses["visualize"]);
