@@ -105,13 +105,32 @@ public static class TrainingCurves
         plot.XLabel("epoch");
         plot.YLabel(yLabel);
         PlotStyle.IntegerBottomTicks(plot);
-        plot.ShowLegend(legendCorner);
+        plot.Axes.AutoScale();
         if (isAccuracy)
         {
             // An accuracy axis stays within 0..1 plus a margin: flat curves autoscale to -0.8..1.2 otherwise.
-            plot.Axes.AutoScale();
             var limits = plot.Axes.GetLimits();
             plot.Axes.SetLimitsY(Math.Max(-0.02, limits.Bottom), Math.Min(1.02, limits.Top));
         }
+        plot.ShowLegend(LeastCrowdedCorner(plot, legendCorner));
+    }
+
+    /// <summary>
+    /// The corner whose quarter of the axes holds the fewest data points, the usual one on a tie: a validation accuracy
+    /// that falls (early epochs, a tiny run) ran under a legend fixed at the lower right.
+    /// </summary>
+    internal static Alignment LeastCrowdedCorner(Plot plot, Alignment usual)
+    {
+        var limits = plot.Axes.GetLimits();
+        double width = limits.Right - limits.Left, height = limits.Top - limits.Bottom;
+        if (!(width > 0 && height > 0)) return usual;
+        var points = plot.GetPlottables().OfType<ScottPlot.Plottables.Scatter>().SelectMany(s => s.Data.GetScatterPoints()).ToList();
+        int Crowd(Alignment corner)
+        {
+            bool right = corner is Alignment.UpperRight or Alignment.LowerRight, upper = corner is Alignment.UpperRight or Alignment.UpperLeft;
+            return points.Count(p => (right ? p.X >= limits.Right - 0.4 * width : p.X <= limits.Left + 0.4 * width)
+                && (upper ? p.Y >= limits.Top - 0.4 * height : p.Y <= limits.Bottom + 0.4 * height));
+        }
+        return new[] { usual, Alignment.UpperRight, Alignment.LowerRight, Alignment.UpperLeft, Alignment.LowerLeft }.MinBy(Crowd);
     }
 }

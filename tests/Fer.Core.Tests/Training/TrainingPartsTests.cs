@@ -147,4 +147,20 @@ public class TrainingPartsTests
             foreach (var png in Directory.GetFiles(dir.Path)) File.Copy(png, Path.Combine(inspect, Path.GetFileName(png)), true);
         }
     }
+
+    [Fact]
+    public void ALegendGoesToTheCornerWithTheFewestPointsAndToTheUsualOneOnATie()
+    {
+        // A validation accuracy that falls over two epochs (a tiny run) ends in the lower right, where the accuracy
+        // panel's legend usually is; rising curves leave that corner empty.
+        var falling = new ScottPlot.Plot();
+        falling.Add.Scatter(new double[] { 1, 2 }, new double[] { 0.1321, 0.1339 });
+        falling.Add.Scatter(new double[] { 1, 2 }, new double[] { 0.1286, 0.1143 });
+        falling.Axes.AutoScale();
+        Assert.Equal(ScottPlot.Alignment.LowerLeft, TrainingCurves.LeastCrowdedCorner(falling, ScottPlot.Alignment.LowerRight));
+        var rising = new ScottPlot.Plot();
+        rising.Add.Scatter(new double[] { 1, 2, 3, 4 }, new double[] { 0.2, 0.5, 0.7, 0.8 });
+        rising.Axes.AutoScale();
+        Assert.Equal(ScottPlot.Alignment.LowerRight, TrainingCurves.LeastCrowdedCorner(rising, ScottPlot.Alignment.LowerRight));
+    }
 }
